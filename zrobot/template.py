@@ -86,6 +86,14 @@ class ActionSpec:
         return out
 
 
+@typing.overload
+def action(func: F, *, repeat_safe: bool = True) -> F: ...
+
+
+@typing.overload
+def action(func: None = None, *, repeat_safe: bool = True) -> Callable[[F], F]: ...
+
+
 def action(
     func: F | None = None, *, repeat_safe: bool = True
 ) -> F | Callable[[F], F]:

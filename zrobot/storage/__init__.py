@@ -6,5 +6,15 @@ from zrobot.storage.base import (
     Storage,
     TaskRecord,
 )
+from zrobot.storage.lock import DataDirLock
+from zrobot.storage.sqlite import SCHEMA_VERSION, SqliteStorage
 
-__all__ = ["DEFAULT_HISTORY_LIMIT", "ServiceRecord", "Storage", "TaskRecord"]
+__all__ = [
+    "DEFAULT_HISTORY_LIMIT",
+    "SCHEMA_VERSION",
+    "DataDirLock",
+    "ServiceRecord",
+    "SqliteStorage",
+    "Storage",
+    "TaskRecord",
+]

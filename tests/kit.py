@@ -1,0 +1,113 @@
+"""Templates and helpers the tests share: a real template repo in source form.
+
+`KIT` is the source of a template module the tests commit into a git repo
+in a temp dir. Its `gate` action blocks its worker until the test opens a
+Gate (a unix socket the action connects to), which works across processes
+and without sleeps.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import socket
+import uuid
+
+import gevent
+
+KIT = '''
+import socket
+
+import gevent
+
+from zrobot import Template, action
+
+
+class Recorder(Template):
+    """Records what it was asked to do; the tests' workhorse."""
+
+    version = "1.0.0"
+
+    def echo(self, value=None):
+        return value
+
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    def record(self, label: str) -> int:
+        seen = self.state.setdefault("seen", [])
+        seen.append(label)
+        return len(seen)
+
+    def gate(self, path: str) -> str:
+        """Block until the test's Gate at path sends a byte."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)
+            return sock.recv(16).decode()
+
+    def sleep(self, seconds: float) -> float:
+        gevent.sleep(seconds)
+        return seconds
+
+    def fail(self, message: str) -> None:
+        raise ValueError(message)
+
+    def not_json(self) -> object:
+        return {"when": object()}
+
+    @action(repeat_safe=False)
+    def once(self, label: str) -> str:
+        self.state.setdefault("once", []).append(label)
+        return label
+
+    def call(self, service: str, action: str, args: dict = None,
+             robot: str = None, timeout_s: float = 30.0):
+        """Call a producer and return its result."""
+        proxy = self.api.services.get(service, robot=robot)
+        return proxy.schedule_action(action, args or {}).wait(timeout_s)
+
+    def fan_out(self, service: str, values: list, robot: str = None) -> list:
+        """Schedule echo for every value on a producer first, then wait on all."""
+        proxy = self.api.services.get(service, robot=robot)
+        tasks = [proxy.schedule_action("echo", {"value": v}) for v in values]
+        return [task.wait(30) for task in tasks]
+
+    def _private(self):
+        return "never an action"
+'''
+
+
+class Gate:
+    """A unix socket an action connects to and blocks on until `open()`.
+
+    `wait_arrivals(n)` blocks until n actions are waiting at the gate, so a
+    test knows the worker is busy without sleeping.
+    """
+
+    def __init__(self, folder: pathlib.Path) -> None:
+        self.path = str(folder / f"gate-{uuid.uuid4().hex[:8]}.sock")
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen(64)
+        self._waiting: list[socket.socket] = []
+
+    def wait_arrivals(self, count: int = 1, timeout_s: float = 30.0) -> None:
+        """Block until count actions are connected to the gate."""
+        with gevent.Timeout(timeout_s):
+            while len(self._waiting) < count:
+                conn, _ = self._server.accept()
+                self._waiting.append(conn)
+
+    def open(self, reply: str = "open") -> None:
+        """Release every waiting action; each returns reply."""
+        for conn in self._waiting:
+            try:
+                conn.sendall(reply.encode())
+            except OSError:
+                pass  # that action was cancelled and hung up
+            conn.close()
+        self._waiting.clear()
+
+    def close(self) -> None:
+        """Release everything and stop listening."""
+        self.open()
+        self._server.close()

@@ -1,0 +1,221 @@
+"""Services and task lists, in an in-process robot with a real git template."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from zrobot import errors
+from zrobot.states import TaskState
+
+
+@pytest.fixture
+def bot(robot, kit_repo):
+    return robot(template_repos=[kit_repo])
+
+
+@pytest.fixture
+def rec(bot):
+    return bot.create_service("recorder", "rec", {})
+
+
+def test_schedule_returns_a_new_task_at_once_and_wait_gives_the_result(rec, gate):
+    blocker = rec.schedule("gate", {"path": gate.path})
+    task = rec.schedule("add", {"a": 2, "b": 3})
+    assert task.state is TaskState.NEW
+    gate.wait_arrivals()
+    gate.open()
+    assert task.wait(10) == 5
+    assert blocker.wait(10) == "open"
+    assert task.state is TaskState.OK
+
+
+def test_tasks_run_one_at_a_time_by_priority_then_in_order(rec, gate):
+    rec.schedule("gate", {"path": gate.path})
+    gate.wait_arrivals()
+    plan = [("low-1", -1), ("mid-1", 0), ("high-1", 5), ("mid-2", 0), ("high-2", 5)]
+    tasks = [rec.schedule("record", {"label": label}, priority=p) for label, p in plan]
+    gate.open()
+    for task in tasks:
+        task.wait(10)
+    assert rec.instance.state["seen"] == ["high-1", "high-2", "mid-1", "mid-2", "low-1"]
+
+
+def test_an_exception_fails_only_that_task_and_keeps_type_message_traceback(rec):
+    failed = rec.schedule("fail", {"message": "boom"})
+    after = rec.schedule("echo", {"value": "still alive"})
+    with pytest.raises(errors.ActionFailed, match="ValueError: boom"):
+        failed.wait(10)
+    assert after.wait(10) == "still alive"
+    error = failed.record.error
+    assert error["type"] == "ValueError"
+    assert error["message"] == "boom"
+    assert "raise ValueError(message)" in error["traceback"]
+
+
+@pytest.mark.parametrize(
+    ("action", "args", "error", "fragment"),
+    [
+        ("nope", {}, errors.InvalidAction, "has no action 'nope'"),
+        ("_private", {}, errors.InvalidAction, "private"),
+        ("validate", {}, errors.InvalidAction, "has no action"),
+        ("add", {"a": 1}, errors.InvalidArguments, "b: required argument is missing"),
+        ("add", {"a": 1, "b": 2, "c": 3}, errors.InvalidArguments, "no argument 'c'"),
+        ("add", {"a": "1", "b": 2}, errors.InvalidArguments, "expected integer"),
+        ("add", {"a": 1.5, "b": 2}, errors.InvalidArguments, "expected integer"),
+    ],
+)
+def test_bad_actions_and_arguments_are_refused_and_nothing_is_queued(
+    bot, rec, action, args, error, fragment
+):
+    with pytest.raises(error, match=fragment):
+        rec.schedule(action, args)
+    assert rec.pending == 0
+    assert bot.storage.list_tasks("rec", 10) == []
+
+
+def test_a_queued_task_can_be_cancelled_and_never_runs(rec, gate):
+    rec.schedule("gate", {"path": gate.path})
+    gate.wait_arrivals()
+    doomed = rec.schedule("record", {"label": "never"})
+    rec.cancel(doomed.id)
+    gate.open()
+    rec.schedule("echo", {}).wait(10)
+    assert doomed.state is TaskState.CANCELLED
+    assert "seen" not in rec.instance.state
+    with pytest.raises(errors.TaskCancelled):
+        doomed.wait(1)
+
+
+def test_a_running_task_can_be_cancelled(rec, gate):
+    running = rec.schedule("gate", {"path": gate.path})
+    gate.wait_arrivals()
+    rec.cancel(running.id)
+    with pytest.raises(errors.TaskCancelled):
+        running.wait(10)
+    assert rec.schedule("echo", {"value": 1}).wait(10) == 1
+
+
+def test_a_task_whose_deadline_passed_before_it_started_fails(rec, gate):
+    rec.schedule("gate", {"path": gate.path})
+    gate.wait_arrivals()
+    late = rec.schedule("echo", {}, deadline=time.time() - 1)
+    gate.open()
+    with pytest.raises(errors.DeadlineExceeded):
+        late.wait(10)
+
+
+def test_an_action_running_past_its_deadline_is_stopped(rec):
+    slow = rec.schedule("sleep", {"seconds": 30}, deadline=time.time() + 0.2)
+    with pytest.raises(errors.DeadlineExceeded):
+        slow.wait(10)
+
+
+def test_a_result_that_is_not_json_fails_the_task_with_a_clear_message(rec):
+    with pytest.raises(errors.ActionFailed, match="not JSON-compatible"):
+        rec.schedule("not_json", {}).wait(10)
+
+
+def test_wait_with_a_timeout_raises_deadline_exceeded_and_leaves_the_task(rec, gate):
+    task = rec.schedule("gate", {"path": gate.path})
+    gate.wait_arrivals()
+    with pytest.raises(errors.DeadlineExceeded, match="still running"):
+        task.wait(0.05)
+    gate.open()
+    assert task.wait(10) == "open"
+
+
+def test_a_repeated_request_id_returns_the_first_task(rec, gate):
+    rec.schedule("gate", {"path": gate.path})
+    first = rec.schedule("record", {"label": "x"}, request_id="req-1")
+    again = rec.schedule("record", {"label": "x"}, request_id="req-1")
+    assert again.id == first.id
+    gate.wait_arrivals()
+    gate.open()
+    first.wait(10)
+    assert rec.instance.state["seen"] == ["x"]
+    assert rec.schedule("record", {"label": "y"}, request_id="req-1").id == first.id
+
+
+def test_a_service_calls_a_local_producer_and_gets_its_result(bot, rec):
+    bot.create_service("recorder", "producer", {})
+    task = rec.schedule(
+        "call", {"service": "producer", "action": "add", "args": {"a": 20, "b": 22}}
+    )
+    assert task.wait(10) == 42
+
+
+def test_a_consumer_fans_out_to_a_producer_and_collects_every_result(bot, rec):
+    bot.create_service("recorder", "producer", {})
+    task = rec.schedule("fan_out", {"service": "producer", "values": [1, "two", None]})
+    assert task.wait(10) == [1, "two", None]
+
+
+def test_a_service_waiting_on_itself_gets_a_call_cycle_error(rec):
+    task = rec.schedule("call", {"service": "rec", "action": "echo"})
+    with pytest.raises(errors.CallCycle, match="call cycle"):
+        task.wait(10)
+
+
+def test_a_two_service_cycle_ends_in_a_call_cycle_error(bot, rec):
+    bot.create_service("recorder", "other", {})
+    inner = {"service": "rec", "action": "echo"}
+    task = rec.schedule("call", {"service": "other", "action": "call", "args": inner})
+    with pytest.raises(errors.CallCycle):
+        task.wait(10)
+
+
+def test_an_unknown_peer_robot_fails_the_task_with_peer_not_found(rec):
+    task = rec.schedule("call", {"service": "x", "action": "echo", "robot": "nowhere"})
+    with pytest.raises(errors.PeerNotFound, match="no peer robot named 'nowhere'"):
+        task.wait(10)
+
+
+def test_finished_tasks_are_listed_newest_first(bot, rec):
+    for n in range(3):
+        rec.schedule("echo", {"value": n}).wait(10)
+    listed = bot.storage.list_tasks("rec", 10)
+    assert [t.result for t in listed] == [2, 1, 0]
+
+
+def test_deleting_a_service_cancels_its_queued_tasks(bot, rec, gate):
+    running = rec.schedule("gate", {"path": gate.path})
+    queued = rec.schedule("echo", {})
+    gate.wait_arrivals()
+    bot.delete_service("rec")
+    assert queued.state is TaskState.CANCELLED
+    assert running.state is TaskState.CANCELLED
+    with pytest.raises(errors.ServiceNotFound):
+        bot.service("rec")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "a/b",
+        "a\\b",
+        "..",
+        ".hidden",
+        "x" * 129,
+        "tab\there",
+        "nul\x00",
+        "new\nline",
+        "sp ace",
+    ],
+)
+def test_invalid_service_names_are_refused(bot, name):
+    with pytest.raises(errors.InvalidName, match="invalid service name"):
+        bot.create_service("recorder", name, {})
+    assert bot.services() == []
+
+
+def test_a_duplicate_service_name_is_refused(bot, rec):
+    with pytest.raises(errors.ServiceExists, match="already exists"):
+        bot.create_service("recorder", "rec", {})
+
+
+def test_an_unknown_template_is_refused(bot):
+    with pytest.raises(errors.TemplateNotFound):
+        bot.create_service("no_such_template", "x", {})
