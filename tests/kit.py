@@ -59,6 +59,11 @@ class Recorder(Template):
         self.state.setdefault("once", []).append(label)
         return label
 
+    @action(repeat_safe=False)
+    def once_gated(self, path: str) -> str:
+        """Like gate, but must never run twice."""
+        return self.gate(path)
+
     def call(self, service: str, action: str, args: dict = None,
              robot: str = None, timeout_s: float = 30.0):
         """Call a producer and return its result."""

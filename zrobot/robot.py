@@ -107,7 +107,12 @@ class Robot:
         from zrobot.server import Server
 
         # The lock first: a second robot on this data dir must touch nothing.
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise errors.StorageUnwritable(
+                f"cannot use data dir {self.config.data_dir}: {exc.strerror}"
+            ) from exc
         self._lock.acquire()
         try:
             # Then the store, so templates and services come back as they were.
