@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 
 ## run: a robot on $(LISTEN) with the example templates, cloned from git
 run: venv
-	$(BIN)/python tools/example_repo.py .run/templates-repo
+	$(BIN)/python tools/example_repo.py .run/examples/templates
 	$(BIN)/zrobot server start --listen $(LISTEN) --data-dir $(DATA_DIR) \
-		--template-repo .run/templates-repo
+		--template-repo .run/examples/templates
 
 ## demo: two robots, a consumer on one calling producers on the other
 demo: venv

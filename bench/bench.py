@@ -65,7 +65,7 @@ class Pinger(Template):
         return times
 '''
 
-RAW_SERVER = '''
+RAW_SERVER = """
 import sys
 from zrobot._gevent import bootstrap
 bootstrap()
@@ -83,7 +83,7 @@ port = server.add_insecure_port("127.0.0.1:0")
 server.start()
 print(port, flush=True)
 server.wait_for_termination()
-'''
+"""
 
 
 def raw_queue_rate(n: int) -> float:
@@ -108,8 +108,11 @@ def raw_queue_rate(n: int) -> float:
 
 def local_rate(repo: str, folder: pathlib.Path, store: str) -> float:
     """Round trips/s between two services of one in-process robot."""
-    robot = Robot(RobotConfig(data_dir=folder, listen="127.0.0.1:0",
-                              template_repos=[repo], storage=store))
+    robot = Robot(
+        RobotConfig(
+            data_dir=folder, listen="127.0.0.1:0", template_repos=[repo], storage=store
+        )
+    )
     robot.start(serve=False)
     try:
         robot.create_service("pinger", "producer", {})
@@ -143,14 +146,15 @@ def remote_latencies(repo: str, folder: pathlib.Path) -> list[float]:
 
 def raw_grpc_latencies(n: int) -> list[float]:
     """Per-call seconds of a bare unary call to another gevent process."""
-    proc = subprocess.Popen([sys.executable, "-c", RAW_SERVER], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RAW_SERVER], stdout=subprocess.PIPE, text=True
+    )
     try:
         port = proc.stdout.readline().strip() if proc.stdout else ""
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             echo = channel.unary_unary("/bench.Raw/Echo")
             times = []
-            for i in range(n + 50):
+            for _ in range(n + 50):
                 start = time.perf_counter()
                 echo.future(b"ping", timeout=10).result()
                 times.append(time.perf_counter() - start)
@@ -177,17 +181,28 @@ def main() -> None:
         raw_rpc = raw_grpc_latencies(REMOTE_N)
         remote = remote_latencies(str(repo), folder / "mesh")
     print(f"raw gevent queue round trip     {raw:12,.0f} /s   (baseline)")
-    print(f"local task round trip, SQLite   {durable:12,.0f} /s   "
-          f"ratio to raw queue {durable / raw:.4f} (1/{raw / durable:.0f})")
-    print(f"local task round trip, memory   {memory:12,.0f} /s   "
-          f"ratio to raw queue {memory / raw:.4f} (1/{raw / memory:.0f})")
+    print(
+        f"local task round trip, SQLite   {durable:12,.0f} /s   "
+        f"ratio to raw queue {durable / raw:.4f} (1/{raw / durable:.0f})"
+    )
+    print(
+        f"local task round trip, memory   {memory:12,.0f} /s   "
+        f"ratio to raw queue {memory / raw:.4f} (1/{raw / memory:.0f})"
+    )
     print(f"durable / in-memory             {durable / memory:12.3f}")
-    for name, values in (("raw grpc unary call", raw_rpc), ("remote producer call", remote)):
-        print(f"{name:<32}p50 {pct(values, 50) * 1e3:7.3f} ms  "
-              f"p99 {pct(values, 99) * 1e3:7.3f} ms  "
-              f"mean {statistics.fmean(values) * 1e3:7.3f} ms")
-    print(f"remote / raw grpc               p50 x{pct(remote, 50) / pct(raw_rpc, 50):.2f}"
-          f"  p99 x{pct(remote, 99) / pct(raw_rpc, 99):.2f}")
+    for name, values in (
+        ("raw grpc unary call", raw_rpc),
+        ("remote producer call", remote),
+    ):
+        print(
+            f"{name:<32}p50 {pct(values, 50) * 1e3:7.3f} ms  "
+            f"p99 {pct(values, 99) * 1e3:7.3f} ms  "
+            f"mean {statistics.fmean(values) * 1e3:7.3f} ms"
+        )
+    print(
+        f"remote / raw grpc               p50 x{pct(remote, 50) / pct(raw_rpc, 50):.2f}"
+        f"  p99 x{pct(remote, 99) / pct(raw_rpc, 99):.2f}"
+    )
 
 
 if __name__ == "__main__":

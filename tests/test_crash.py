@@ -51,7 +51,8 @@ def schedule_forever(client, ledger: Ledger, prefix: str, worker: int) -> None:
         ledger.sent[request_id] = (service, request_id)
         try:
             task = client.services_proxy(service).schedule_action(
-                "record", {"label": request_id}, request_id=request_id)
+                "record", {"label": request_id}, request_id=request_id
+            )
         except (errors.Unavailable, errors.DeadlineExceeded, errors.TaskCancelled):
             return
         ledger.accepted[request_id] = task.id
@@ -60,7 +61,9 @@ def schedule_forever(client, ledger: Ledger, prefix: str, worker: int) -> None:
 @pytest.mark.timeout(SECONDS + 120)
 def test_kill_9_at_random_points_loses_and_duplicates_no_task(robot_process, kit_repo):
     rng = random.Random(os.environ.get("ZROBOT_CRASH_SEED", "7"))
-    robot = robot_process("crash", repos=[kit_repo], extra=["--history-limit", "100000"])
+    robot = robot_process(
+        "crash", repos=[kit_repo], extra=["--history-limit", "100000"]
+    )
     with robot.client() as client:
         for name in SERVICES:
             client.services.create("recorder", name)
@@ -72,8 +75,10 @@ def test_kill_9_at_random_points_loses_and_duplicates_no_task(robot_process, kit
         resend_ambiguous(robot, ledger)
         with robot.client(timeout_s=5) as client:
             client.services_proxy = _proxies(client)
-            workers = [gevent.spawn(schedule_forever, client, ledger, f"k{kills}", w)
-                       for w in range(3)]
+            workers = [
+                gevent.spawn(schedule_forever, client, ledger, f"k{kills}", w)
+                for w in range(3)
+            ]
             gevent.sleep(rng.uniform(0.0, 0.4))  # the random kill point
             robot.kill()
             kills += 1
@@ -81,8 +86,10 @@ def test_kill_9_at_random_points_loses_and_duplicates_no_task(robot_process, kit
     robot.start()
     resend_ambiguous(robot, ledger)
     check_every_task_ran_once_in_order(robot, ledger)
-    print(f"\n{kills} kills, {len(ledger.accepted)} tasks, {ledger.resent} resent, "
-          f"{ledger.resent_found} of them journaled before the kill")
+    print(
+        f"\n{kills} kills, {len(ledger.accepted)} tasks, {ledger.resent} resent, "
+        f"{ledger.resent_found} of them journaled before the kill"
+    )
     assert kills >= min(ROUNDS, 5), f"only {kills} kills in {SECONDS} s"
 
 
@@ -103,7 +110,8 @@ def resend_ambiguous(robot, ledger: Ledger) -> None:
         for request_id in ledger.ambiguous():
             service, label = ledger.sent[request_id]
             task = client.services.get(service).schedule_action(
-                "record", {"label": label}, request_id=request_id)
+                "record", {"label": label}, request_id=request_id
+            )
             ledger.accepted[request_id] = task.id
             ledger.resent += 1
             ledger.resent_found += task.record.create_time < robot_started(client)
@@ -123,7 +131,9 @@ def check_every_task_ran_once_in_order(robot, ledger: Ledger) -> None:
             journal = list(reversed(service.tasks(limit=100_000)))
             labels_in_journal_order = [t.args["label"] for t in journal]
             seen = service.refresh().state.get("seen", [])
-            expected = {label for rid, (svc, label) in ledger.sent.items() if svc == name}
+            expected = {
+                label for rid, (svc, label) in ledger.sent.items() if svc == name
+            }
             assert seen == labels_in_journal_order, f"{name}: order or duplicates"
             assert set(seen) == expected, f"{name}: lost {expected - set(seen)}"
             assert len(seen) == len(set(seen)), f"{name}: a task ran twice"

@@ -234,11 +234,16 @@ def test_robot_info_counts_templates_and_services(client, bot):
     assert info["template_count"] == 1
 
 
+GOOD_TEMPLATE = (
+    "from zrobot import Template\n\n\nclass Good(Template):\n    version = '1'\n"
+)
+
+
 def test_adding_a_repo_reports_a_broken_module_and_loads_the_rest(client, git_repo):
     repo = git_repo(
         "acme/mixed",
         {
-            "good.py": "from zrobot import Template\nclass Good(Template):\n    version = '1.0.0'\n",
+            "good.py": GOOD_TEMPLATE,
             "bad.py": "def broken(:\n",
         },
     )

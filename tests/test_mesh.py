@@ -36,21 +36,24 @@ def call_args(action, args, **extra):
 def test_a_consumer_gets_the_result_of_a_producer_on_another_robot(consumer):
     with consumer.client() as client:
         task = client.services.get("cons").schedule_action(
-            "call", call_args("add", {"a": 40, "b": 2}))
+            "call", call_args("add", {"a": 40, "b": 2})
+        )
         assert task.wait(30) == 42
 
 
 def test_a_consumer_fans_out_to_a_remote_producer(consumer):
     with consumer.client() as client:
         task = client.services.get("cons").schedule_action(
-            "fan_out", {"service": "prod", "values": list(range(20)), "robot": "p"})
+            "fan_out", {"service": "prod", "values": list(range(20)), "robot": "p"}
+        )
         assert task.wait(30) == list(range(20))
 
 
 def test_a_producer_error_reaches_the_remote_consumer_typed(consumer):
     with consumer.client() as client:
         task = client.services.get("cons").schedule_action(
-            "call", call_args("fail", {"message": "remote boom"}))
+            "call", call_args("fail", {"message": "remote boom"})
+        )
         with pytest.raises(errors.ActionFailed, match="remote boom"):
             task.wait(30)
 
@@ -58,7 +61,8 @@ def test_a_producer_error_reaches_the_remote_consumer_typed(consumer):
 def test_bad_arguments_for_a_remote_producer_fail_the_consumer_task(consumer):
     with consumer.client() as client:
         task = client.services.get("cons").schedule_action(
-            "call", call_args("add", {"a": 1}))
+            "call", call_args("add", {"a": 1})
+        )
         with pytest.raises(errors.InvalidArguments, match="required argument"):
             task.wait(30)
 
@@ -74,7 +78,8 @@ def test_a_cycle_across_robots_ends_in_a_call_cycle_error(robot_process, kit_rep
         svc = client_a.services.create("recorder", "sa")
         back = {"service": "sa", "action": "echo", "robot": "a"}
         task = svc.schedule_action(
-            "call", {"service": "sb", "action": "call", "args": back, "robot": "b"})
+            "call", {"service": "sb", "action": "call", "args": back, "robot": "b"}
+        )
         with pytest.raises(errors.CallCycle):
             task.wait(30)
 
@@ -94,7 +99,8 @@ def test_a_consumer_waiting_on_a_killed_producer_gets_the_result_after_restart(
 ):
     with consumer.client() as client:
         task = client.services.get("cons").schedule_action(
-            "call", call_args("gate", {"path": gate.path}, timeout_s=60))
+            "call", call_args("gate", {"path": gate.path}, timeout_s=60)
+        )
         gate.wait_arrivals()
         producer.kill()
         gate.open("lost")  # the killed run's connection; nobody reads it
@@ -109,21 +115,26 @@ def test_a_remote_wait_ends_with_deadline_exceeded_when_the_producer_stays_down(
 ):
     with consumer.client() as client:
         task = client.services.get("cons").schedule_action(
-            "call", call_args("gate", {"path": gate.path}, timeout_s=1.0))
+            "call", call_args("gate", {"path": gate.path}, timeout_s=1.0)
+        )
         gate.wait_arrivals()
         producer.kill()
         with pytest.raises(errors.DeadlineExceeded):
             task.wait(30)
 
 
-def test_services_data_state_and_queued_tasks_survive_a_restart(robot_process, kit_repo, gate):
+def test_services_data_state_and_queued_tasks_survive_a_restart(
+    robot_process, kit_repo, gate
+):
     robot = robot_process("r", repos=[kit_repo])
     with robot.client() as client:
         service = client.services.create("recorder", "keep", {"colour": "blue"})
         service.schedule_action("record", {"label": "before"}).wait(10)
         service.schedule_action("gate", {"path": gate.path})
         gate.wait_arrivals()
-        queued = [service.schedule_action("record", {"label": f"q{n}"}) for n in range(3)]
+        queued = [
+            service.schedule_action("record", {"label": f"q{n}"}) for n in range(3)
+        ]
     assert robot.stop() == 0
     gate.open("stopped")
     robot.start()
@@ -153,9 +164,21 @@ def test_sigint_stops_the_robot_too(robot_process, kit_repo):
 def test_a_second_robot_on_the_same_data_dir_exits_naming_the_holder(robot_process):
     first = robot_process("r")
     second = subprocess.run(
-        [sys.executable, "-m", "zrobot", "server", "start", "--listen", "127.0.0.1:0",
-         "--data-dir", str(first.data_dir)],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "zrobot",
+            "server",
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(first.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert second.returncode != 0
     assert str(first.data_dir) in second.stderr
     assert str(first.proc.pid) in second.stderr
@@ -165,9 +188,21 @@ def test_a_second_robot_on_the_same_data_dir_exits_naming_the_holder(robot_proce
 
 def _start_on(data_dir):
     return subprocess.run(
-        [sys.executable, "-m", "zrobot", "server", "start", "--listen", "127.0.0.1:0",
-         "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "zrobot",
+            "server",
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_a_corrupt_database_stops_the_robot_and_is_left_untouched(tmp_path):

@@ -101,7 +101,9 @@ def task_to_pb(record: TaskRecord) -> pb.Task:
     if record.result is not None:
         message.result.CopyFrom(to_value(record.result))
     if record.error:
-        message.error.CopyFrom(pb.TaskError(**{k: record.error.get(k, "") for k in _ERROR_KEYS}))
+        message.error.CopyFrom(
+            pb.TaskError(**{k: record.error.get(k, "") for k in _ERROR_KEYS})
+        )
     return message
 
 
@@ -165,12 +167,17 @@ def template_to_pb(info: TemplateInfo) -> pb.Template:
         for spec in info.actions.values()
     ]
     return pb.Template(
-        uid=info.uid, name=info.name, version=info.version,
-        repo=info.repo, doc=info.doc, actions=actions,
+        uid=info.uid,
+        name=info.name,
+        version=info.version,
+        repo=info.repo,
+        doc=info.doc,
+        actions=actions,
     )
 
 
 # Paging: tokens are opaque to clients, base64 of a small JSON position.
+
 
 def encode_page_token(position: Any) -> str:
     """Make an opaque page token from a JSON position."""
@@ -203,6 +210,7 @@ def page_size(requested: int, default: int = 50, most: int = 1000) -> int:
 
 
 # Errors: one table each way.
+
 
 def error_to_status(exc: errors.Error) -> grpc.Status:
     """A zrobot error as a rich gRPC status (ErrorInfo + BadRequest)."""
@@ -248,5 +256,3 @@ def _by_code(code: grpc.StatusCode) -> type[errors.Error] | None:
         grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
         grpc.StatusCode.CANCELLED: errors.TaskCancelled,
     }.get(code)
-
-

@@ -10,6 +10,7 @@ with wait_for_ready, so the wait resumes when the robot is back.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -117,9 +118,13 @@ class Templates:
 
     def list(self) -> list[pb.Template]:
         """Return every loaded template (zrobot.v1.Template messages)."""
-        return list(self._client.pages("ListTemplates", pb.ListTemplatesRequest(), "templates"))
+        return list(
+            self._client.pages("ListTemplates", pb.ListTemplatesRequest(), "templates")
+        )
 
-    def add(self, url: str, request_id: str = "", timeout_s: float = 300.0) -> pb.AddTemplateRepoResponse:
+    def add(
+        self, url: str, request_id: str = "", timeout_s: float = 300.0
+    ) -> pb.AddTemplateRepoResponse:
         """Clone or pull a template repo on the robot; return what loaded and failed."""
         request = pb.AddTemplateRepoRequest(url=url, request_id=request_id)
         return self._client.call("AddTemplateRepo", request, timeout_s)
@@ -149,7 +154,10 @@ class Services:
     ) -> RemoteService:
         """Create a service from a template UID or name; return its proxy."""
         request = pb.CreateServiceRequest(
-            template=template, name=name, data=_wire.to_struct(data), request_id=request_id
+            template=template,
+            name=name,
+            data=_wire.to_struct(data),
+            request_id=request_id,
         )
         response = self._client.call("CreateService", request)
         return RemoteService(self._client, _wire.service_from_pb(response.service))
@@ -169,7 +177,9 @@ class Services:
 
     def delete(self, name: str, request_id: str = "") -> None:
         """Delete a service with its tasks and history."""
-        self._client.call("DeleteService", pb.DeleteServiceRequest(name=name, request_id=request_id))
+        self._client.call(
+            "DeleteService", pb.DeleteServiceRequest(name=name, request_id=request_id)
+        )
 
 
 class RemoteService(ServiceProxy):
@@ -206,8 +216,12 @@ class RemoteService(ServiceProxy):
         chain, inherited = caller_context(self._caller)
         deadline = min(d for d in (deadline, inherited, float("inf")) if d is not None)
         request = pb.ScheduleActionRequest(
-            service=self.name, action=action, args=_wire.to_struct(args),
-            priority=priority, request_id=request_id, call_chain=chain,
+            service=self.name,
+            action=action,
+            args=_wire.to_struct(args),
+            priority=priority,
+            request_id=request_id,
+            call_chain=chain,
             deadline=_wire.to_timestamp(None if deadline == float("inf") else deadline),
         )
         response = self._client.call("ScheduleAction", request)
@@ -217,7 +231,7 @@ class RemoteService(ServiceProxy):
         """Return up to limit tasks of the service, newest first."""
         request = pb.ListTasksRequest(service=self.name, page_size=min(limit, 1000))
         found = self._client.pages("ListTasks", request, "tasks")
-        return [_wire.task_from_pb(m) for m, _ in zip(found, range(limit))]
+        return [_wire.task_from_pb(m) for m in itertools.islice(found, limit)]
 
     def task(self, task_id: str) -> RemoteTask:
         """Return a handle for one of the service's tasks."""
@@ -293,7 +307,9 @@ class RemoteTask:
     def _stream_once(self, request: pb.WaitTaskRequest, left: float | None) -> bool:
         """Follow one WaitTask stream; True when it broke and should reopen."""
         try:
-            stream = self._client.stub.WaitTask(request, timeout=left, wait_for_ready=True)
+            stream = self._client.stub.WaitTask(
+                request, timeout=left, wait_for_ready=True
+            )
             for response in stream:
                 self.record = _wire.task_from_pb(response.task)
         except grpc.RpcError as exc:
@@ -308,5 +324,3 @@ class RemoteTask:
             self.cancel()
         except errors.Error as exc:
             log.info("could not cancel task %s: %s", self.id, exc)
-
-

@@ -72,8 +72,6 @@ def error_class(reason: str) -> type[Error] | None:
     return _BY_REASON.get(reason)
 
 
-
-
 class TemplateError(Error):
     """Templates and template repos."""
 
@@ -95,6 +93,7 @@ class StorageError(Error):
 
 
 # The concrete errors, each with its status code and stable reason.
+
 
 class TemplateNotFound(TemplateError):
     """No loaded template matches the UID or name."""

@@ -180,8 +180,12 @@ class Robot:
         loaded = self.templates.add_repo(url)
         self.storage.add_repo(url)
         for failure in loaded.errors:
-            log.warning("template module %s of %s failed: %s",
-                        failure.path, failure.repo, failure.error)
+            log.warning(
+                "template module %s of %s failed: %s",
+                failure.path,
+                failure.repo,
+                failure.error,
+            )
         return loaded
 
     def create_service(
@@ -265,7 +269,9 @@ class Robot:
                     metadata={"service": record.name},
                 ) from exc
             record.data = dict(instance.data)
-        service = Service(record, info, instance, self.storage, f"{self.robot_id}/{record.name}")
+        service = Service(
+            record, info, instance, self.storage, f"{self.robot_id}/{record.name}"
+        )
         api.bind(service)
         return service
 
@@ -275,7 +281,7 @@ class Robot:
             try:
                 self.add_template_repo(url)
             except errors.TemplateError as exc:
-                # TODO(templates): retry repos that failed at start-up in the background.
+                # TODO(templates): retry repos that failed at start in the background
                 log.error("template repo %s not loaded: %s", url, exc)
 
     def _recover_services(self) -> None:
@@ -298,12 +304,20 @@ class Robot:
 
     def _requeue(self, service: Service, record: Any) -> None:
         spec = service.template.actions.get(record.action)
-        if record.state is TaskState.RUNNING and spec is not None and not spec.repeat_safe:
+        if (
+            record.state is TaskState.RUNNING
+            and spec is not None
+            and not spec.repeat_safe
+        ):
             exc = errors.TaskInterrupted(
                 f"the robot stopped while {record.action} was running and the "
                 "action is not safe to repeat; check its effects and schedule it again"
             )
-            record.state, record.error, record.end_time = TaskState.ERROR, error_to_dict(exc), now()
+            record.state, record.error, record.end_time = (
+                TaskState.ERROR,
+                error_to_dict(exc),
+                now(),
+            )
             self.storage.finish_task(record)
             return
         record.state, record.start_time = TaskState.NEW, None

@@ -46,7 +46,9 @@ def _translated(method: Handler) -> Handler:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad value: {exc}")
         except Exception:
             log.exception("%s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the robot's log")
+            context.abort(
+                grpc.StatusCode.INTERNAL, "internal error; see the robot's log"
+            )
 
     return unary  # type: ignore[return-value]
 
@@ -63,7 +65,9 @@ def _idempotent(method: Handler) -> Handler:
         if kept is not None:
             return type(_RESPONSES[method.__name__]).FromString(kept)
         response = method(self, request, context)
-        storage.remember_request(request.request_id, method.__name__, response.SerializeToString())
+        storage.remember_request(
+            request.request_id, method.__name__, response.SerializeToString()
+        )
         return response
 
     return once  # type: ignore[return-value]
@@ -88,9 +92,13 @@ class RobotServicer(pb_grpc.RobotServicer):
         uptime = duration_pb2.Duration()
         uptime.FromNanoseconds(int(info.uptime_s * 1e9))
         return pb.GetRobotInfoResponse(
-            robot_id=info.robot_id, name=info.name, version=info.version,
-            address=info.address, uptime=uptime,
-            template_count=info.template_count, service_count=info.service_count,
+            robot_id=info.robot_id,
+            name=info.name,
+            version=info.version,
+            address=info.address,
+            uptime=uptime,
+            template_count=info.template_count,
+            service_count=info.service_count,
             pending_task_count=info.pending_task_count,
         )
 
@@ -120,7 +128,9 @@ class RobotServicer(pb_grpc.RobotServicer):
     @_translated
     def CreateService(self, request: pb.CreateServiceRequest, context: Any) -> Any:
         service = self.robot.create_service(
-            request.template, request.name, _wire.from_struct(request.data),
+            request.template,
+            request.name,
+            _wire.from_struct(request.data),
             request.request_id,
         )
         return pb.CreateServiceResponse(service=_service(service))

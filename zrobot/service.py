@@ -179,7 +179,9 @@ class Service:
                 # recorded, so end it in memory and keep serving the next one.
                 log.exception("service %s: task %s not journaled", self.name, task.id)
                 self._live.pop(task.id, None)
-                task.transition(TaskState.ERROR, error=error_to_dict(exc), end_time=now())
+                task.transition(
+                    TaskState.ERROR, error=error_to_dict(exc), end_time=now()
+                )
 
     def _run(self, task: Task) -> None:
         record = task.record
@@ -206,7 +208,7 @@ class Service:
         """Run the action in a child greenlet bounded by the task's deadline."""
         record = task.record
         method = getattr(self.instance, record.action)
-        self._action = action = gevent.spawn(method, **record.args)
+        self._action = action = gevent.spawn(_outcome_of, method, record.args)
         timeout = None if record.deadline is None else max(0.0, record.deadline - now())
         try:
             result = action.get(timeout=timeout)
@@ -224,6 +226,10 @@ class Service:
         if isinstance(result, gevent.GreenletExit):
             # Only cancel() kills an action without killing the worker too.
             raise errors.TaskCancelled(f"task {task.id} was cancelled while running")
+        returned, value = result
+        if not returned:
+            raise value
+        result = value
         self._check_state(record.action)
         return _json_checked(result, record.action)
 
@@ -244,12 +250,27 @@ class Service:
         """Journal the end of a task with the service's data and state, then
         tell waiters: a crash in between leaves the task to re-run."""
         record = task.record
-        ended = TaskRecord(**{**vars(record), **fields, "state": state, "end_time": now()})
+        ended = TaskRecord(
+            **{**vars(record), **fields, "state": state, "end_time": now()}
+        )
         data, reported = self.instance.data, self.instance.state
         self._storage.finish_task(ended, data, reported)
         self.record.data, self.record.state = dict(data), dict(reported)
         self._live.pop(task.id, None)
         task.transition(state, end_time=ended.end_time, **fields)
+
+
+def _outcome_of(method: Any, args: dict[str, Any]) -> tuple[bool, Any]:
+    """Run an action; return (True, result) or (False, exception).
+
+    Runs in the action's own greenlet. Returning the exception instead of
+    letting the greenlet die with it keeps gevent from printing every
+    failed action to stderr; the worker re-raises it with its traceback.
+    """
+    try:
+        return True, method(**args)
+    except Exception as exc:  # noqa: BLE001 - handed to the worker, not swallowed
+        return False, exc
 
 
 def _json_checked(value: Any, action: str) -> Any:

@@ -94,9 +94,7 @@ def action(func: F, *, repeat_safe: bool = True) -> F: ...
 def action(func: None = None, *, repeat_safe: bool = True) -> Callable[[F], F]: ...
 
 
-def action(
-    func: F | None = None, *, repeat_safe: bool = True
-) -> F | Callable[[F], F]:
+def action(func: F | None = None, *, repeat_safe: bool = True) -> F | Callable[[F], F]:
     """Mark a method as an action; `repeat_safe=False` forbids a re-run.
 
     Plain public methods are actions already; the decorator only adds
@@ -175,8 +173,7 @@ def resolve_action(cls: type[Template], name: str) -> ActionSpec:
     actions = actions_of(cls)
     if name.startswith("_"):
         raise InvalidAction(
-            f"action {name!r} is private: names starting with '_' are never "
-            "actions",
+            f"action {name!r} is private: names starting with '_' are never actions",
             metadata={"action": name},
         )
     if name not in actions:
@@ -239,7 +236,10 @@ def _json_type(hint: Any) -> tuple[str, bool]:
 def _check_type(param: Parameter, value: Any) -> tuple[Any, str]:
     """Return (converted value, problem text or "")."""
     if value is None:
-        return value, "" if param.nullable or param.type == "any" else "must not be null"
+        return (
+            value,
+            "" if param.nullable or param.type == "any" else "must not be null",
+        )
     kind = param.type
     if kind == "any":
         return value, ""

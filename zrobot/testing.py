@@ -101,8 +101,17 @@ class RobotProcess:
 
     def command(self) -> list[str]:
         """The command line that starts this robot."""
-        cmd = [sys.executable, "-m", "zrobot", "server", "start",
-               "--listen", self.address, "--data-dir", str(self.data_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "zrobot",
+            "server",
+            "start",
+            "--listen",
+            self.address,
+            "--data-dir",
+            str(self.data_dir),
+        ]
         for url in self.repos:
             cmd += ["--template-repo", url]
         for name, address in self.peers.items():
@@ -119,7 +128,10 @@ class RobotProcess:
 
         log = self.log_path.open("a")
         self.proc = subprocess.Popen(
-            self.command(), stdout=subprocess.PIPE, stderr=log, text=True,
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
