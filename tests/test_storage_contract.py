@@ -1,12 +1,15 @@
 """What every storage backend promises, run against each backend.
 
-A backend joins the suite by adding one factory to BACKENDS: it gets a
-directory of its own and the history limit, and must find what it stored
-there when called again with the same directory (the reopen tests).
+A backend joins the suite by adding one entry to BACKENDS: a factory that
+gets a directory of its own and the history limit, and whether the backend
+persists. A persistent backend must find what it stored there when called
+again with the same directory (the reopen tests); the others skip those,
+since forgetting everything on close is what they promise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import pathlib
 import uuid
@@ -24,30 +27,43 @@ from zrobot.storage import (
     Storage,
     TaskRecord,
 )
+from zrobot.storage.memory import MemoryStorage
 
 Opener = Callable[..., Storage]
 
 
-def _open_sqlite(directory: pathlib.Path, history_limit: int) -> Storage:
-    return SqliteStorage(directory / "robot.db", history_limit)
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """How to open one backend's store in a directory, and whether it persists."""
+
+    open: Callable[[pathlib.Path, int], Storage]
+    persistent: bool
 
 
-BACKENDS: dict[str, Callable[[pathlib.Path, int], Storage]] = {
-    "sqlite": _open_sqlite,
+BACKENDS: dict[str, Backend] = {
+    "sqlite": Backend(
+        lambda directory, limit: SqliteStorage(directory / "robot.db", limit),
+        persistent=True,
+    ),
+    "memory": Backend(lambda _, limit: MemoryStorage(limit), persistent=False),
 }
 
 _clock = itertools.count(1_700_000_000)
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def open_storage(
-    request: pytest.FixtureRequest, tmp_path: pathlib.Path
-) -> Iterator[Opener]:
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The backend under test."""
+    return BACKENDS[request.param]
+
+
+@pytest.fixture
+def open_storage(backend: Backend, tmp_path: pathlib.Path) -> Iterator[Opener]:
     """Open (or reopen) the backend's store in tmp_path; close all at the end."""
     opened: list[Storage] = []
 
     def open_(history_limit: int = DEFAULT_HISTORY_LIMIT) -> Storage:
-        store = BACKENDS[request.param](tmp_path, history_limit)
+        store = backend.open(tmp_path, history_limit)
         opened.append(store)
         return store
 
@@ -117,22 +133,56 @@ def test_a_new_store_is_empty(storage: Storage) -> None:
     assert storage.unfinished_tasks() == []
 
 
-def test_the_robot_id_is_a_uuid_hex_kept_across_reopen(open_storage: Opener) -> None:
+def test_the_robot_id_is_a_uuid_hex(storage: Storage) -> None:
+    robot_id = storage.robot_id()
+
+    assert uuid.UUID(hex=robot_id).hex == robot_id
+
+
+def test_a_persistent_store_keeps_its_robot_id_across_reopen(
+    backend: Backend, open_storage: Opener
+) -> None:
+    if not backend.persistent:
+        pytest.skip("this backend forgets everything on close, by design")
     first = open_storage()
     robot_id = first.robot_id()
     first.close()
 
-    assert uuid.UUID(hex=robot_id).hex == robot_id
     assert open_storage().robot_id() == robot_id
 
 
-def test_calls_after_close_raise_a_storage_error(storage: Storage) -> None:
+def test_a_negative_history_limit_is_refused(open_storage: Opener) -> None:
+    with pytest.raises(ValueError, match="history_limit"):
+        open_storage(history_limit=-1)
+
+
+CALLS_AFTER_CLOSE: dict[str, Callable[[Storage], object]] = {
+    "robot_id": lambda s: s.robot_id(),
+    "add_repo": lambda s: s.add_repo("file:///r"),
+    "list_repos": lambda s: s.list_repos(),
+    "create_service": lambda s: s.create_service(service()),
+    "delete_service": lambda s: s.delete_service("web"),
+    "list_services": lambda s: s.list_services(),
+    "service_by_request_id": lambda s: s.service_by_request_id("req-1"),
+    "save_service": lambda s: s.save_service("web", {}, {}),
+    "add_task": lambda s: s.add_task(task()),
+    "task_by_request_id": lambda s: s.task_by_request_id("web", "req-1"),
+    "start_task": lambda s: s.start_task("t1", 1.0),
+    "finish_task": lambda s: s.finish_task(finished(task())),
+    "get_task": lambda s: s.get_task("web", "t1"),
+    "list_tasks": lambda s: s.list_tasks("web", 10),
+    "unfinished_tasks": lambda s: s.unfinished_tasks(),
+    "remember_request": lambda s: s.remember_request("req-1", "M", b""),
+    "recall_request": lambda s: s.recall_request("req-1", "M"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(CALLS_AFTER_CLOSE))
+def test_calls_after_close_raise_a_storage_error(storage: Storage, method: str) -> None:
     storage.close()
 
     with pytest.raises(errors.StorageError):
-        storage.list_services()
-    with pytest.raises(errors.StorageError):
-        storage.create_service(service())
+        CALLS_AFTER_CLOSE[method](storage)
 
 
 def test_closing_twice_is_harmless(storage: Storage) -> None:
@@ -186,6 +236,8 @@ def test_a_reused_request_id_raises_service_exists(storage: Storage) -> None:
 
     with pytest.raises(errors.ServiceExists, match="req-1"):
         storage.create_service(service("db", request_id="req-1"))
+
+    assert [s.name for s in storage.list_services()] == ["web"]
 
 
 def test_services_without_request_id_do_not_collide(storage: Storage) -> None:
@@ -292,6 +344,28 @@ def test_add_task_for_an_unknown_service_raises_not_found(storage: Storage) -> N
     assert storage.unfinished_tasks() == []
 
 
+def test_a_journaled_task_id_cannot_be_added_again(storage: Storage) -> None:
+    for name in ["web", "db"]:
+        storage.create_service(service(name))
+    [record] = add_tasks(storage, "web", 1)
+
+    with pytest.raises(errors.StorageError):
+        storage.add_task(task("db", id=record.id))
+
+    assert ids(storage.unfinished_tasks()) == [record.id]
+
+
+def test_a_request_id_is_journaled_once_per_service(storage: Storage) -> None:
+    storage.create_service(service("web"))
+    first = task("web", request_id="req-1")
+    storage.add_task(first)
+
+    with pytest.raises(errors.StorageError):
+        storage.add_task(task("web", request_id="req-1"))
+
+    assert ids(storage.unfinished_tasks()) == [first.id]
+
+
 def test_get_task_is_scoped_to_its_service(storage: Storage) -> None:
     for name in ["web", "db"]:
         storage.create_service(service(name))
@@ -380,6 +454,59 @@ def test_finish_task_with_only_state_keeps_the_data(storage: Storage) -> None:
     assert (saved.data, saved.state) == ({"a": 1}, {"s": 2})
 
 
+def test_finish_task_with_only_data_keeps_the_state(storage: Storage) -> None:
+    storage.create_service(service("web", data={"a": 1}, state={"s": 1}))
+    [record] = add_tasks(storage, "web", 1)
+
+    storage.finish_task(finished(record), data={"a": 2})
+
+    [saved] = storage.list_services()
+    assert (saved.data, saved.state) == ({"a": 2}, {"s": 1})
+
+
+def test_finish_task_keeps_the_fields_it_does_not_write(storage: Storage) -> None:
+    storage.create_service(service("web"))
+    [record] = add_tasks(storage, "web", 1)
+    journaled = storage.get_task("web", record.id)
+    changed = finished(task("web", id=record.id, action="other", args={}))
+
+    storage.finish_task(changed)
+
+    stored = storage.get_task("web", record.id)
+    assert stored is not None and journaled is not None
+    assert (stored.action, stored.args, stored.seq) == (
+        journaled.action,
+        journaled.args,
+        journaled.seq,
+    )
+    assert (stored.state, stored.result, stored.end_time) == (
+        changed.state,
+        changed.result,
+        changed.end_time,
+    )
+
+
+def test_finish_task_of_an_unknown_service_raises_not_found(
+    storage: Storage,
+) -> None:
+    with pytest.raises(errors.ServiceNotFound):
+        storage.finish_task(finished(task("ghost")), data={"a": 2})
+
+
+def test_finish_task_of_another_services_task_raises_not_found(
+    storage: Storage,
+) -> None:
+    for name in ["web", "db"]:
+        storage.create_service(service(name))
+    [record] = add_tasks(storage, "web", 1)
+    record.service = "db"
+
+    with pytest.raises(errors.TaskNotFound):
+        storage.finish_task(finished(record))
+
+    assert ids(storage.unfinished_tasks()) == [record.id]
+
+
 def test_finish_task_of_an_unknown_task_writes_no_service_data(
     storage: Storage,
 ) -> None:
@@ -399,7 +526,10 @@ def test_finish_task_refuses_a_state_that_is_not_final(storage: Storage) -> None
     record.state = TaskState.RUNNING
 
     with pytest.raises(ValueError, match="not final"):
-        storage.finish_task(record)
+        storage.finish_task(record, data={"a": 2})
+
+    assert storage.unfinished_tasks()[0].state is TaskState.NEW
+    assert storage.list_services()[0].data == service().data
 
 
 def test_unfinished_tasks_are_new_and_running_ones_in_seq_order(
@@ -441,6 +571,14 @@ def test_list_tasks_is_newest_first_and_pages_with_before_seq(
 
     assert [len(page) for page in pages] == [3, 3, 1, 0]
     assert ids([t for page in pages for t in page]) == ids(records[::-1])
+
+
+def test_list_tasks_with_a_limit_below_one_is_empty(storage: Storage) -> None:
+    storage.create_service(service("web"))
+    add_tasks(storage, "web", 2)
+
+    assert storage.list_tasks("web", 0) == []
+    assert storage.list_tasks("web", -1) == []
 
 
 def test_list_tasks_shows_only_that_services_tasks(storage: Storage) -> None:
@@ -496,6 +634,48 @@ def test_trimming_one_service_leaves_other_services_history_alone(
         storage.finish_task(finished(record))
 
     assert ids(storage.list_tasks("db", 10)) == ids(db_tasks[::-1])
+
+
+def test_finishing_a_task_twice_counts_it_once_in_the_history(
+    open_storage: Opener,
+) -> None:
+    storage = open_storage(history_limit=2)
+    storage.create_service(service("web"))
+    records = add_tasks(storage, "web", 3)
+    for record in [records[0], records[1], records[1]]:
+        storage.finish_task(finished(record))
+
+    assert ids(storage.list_tasks("web", 10)) == ids(records[::-1])
+
+
+def test_a_finished_task_started_again_leaves_the_history_count(
+    open_storage: Opener,
+) -> None:
+    storage = open_storage(history_limit=2)
+    storage.create_service(service("web"))
+    records = add_tasks(storage, "web", 3)
+    for record in records[:2]:
+        storage.finish_task(finished(record))
+
+    storage.start_task(records[0].id, 1.0)
+    storage.finish_task(finished(records[2]))
+
+    assert ids(storage.list_tasks("web", 10)) == ids(records[::-1])
+    assert ids(storage.unfinished_tasks()) == [records[0].id]
+
+
+def test_a_recreated_service_starts_its_history_afresh(open_storage: Opener) -> None:
+    storage = open_storage(history_limit=2)
+    storage.create_service(service("web"))
+    for record in add_tasks(storage, "web", 2):
+        storage.finish_task(finished(record))
+    storage.delete_service("web")
+    storage.create_service(service("web"))
+
+    [record] = add_tasks(storage, "web", 1)
+    storage.finish_task(finished(record))
+
+    assert ids(storage.list_tasks("web", 10)) == [record.id]
 
 
 def test_a_zero_history_limit_keeps_no_finished_task(open_storage: Opener) -> None:

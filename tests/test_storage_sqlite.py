@@ -64,6 +64,14 @@ def filled_store(path: pathlib.Path, services: int = 1) -> SqliteStorage:
     return store
 
 
+def finish(store: SqliteStorage, task_id: str) -> None:
+    """Journal a task of "web" and finish it OK at once."""
+    record = make_task(task_id)
+    store.add_task(record)
+    record.state, record.end_time = TaskState.OK, 3.0
+    store.finish_task(record)
+
+
 def raw_execute(path: pathlib.Path, sql: str) -> None:
     """Change the file behind zrobot's back, as another program would."""
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
@@ -104,6 +112,23 @@ def test_reopening_keeps_everything(tmp_path: pathlib.Path) -> None:
     reopened.close()
 
 
+def test_history_is_trimmed_to_the_limit_given_at_reopen(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "robot.db"
+    store = SqliteStorage(path, history_limit=5)
+    store.create_service(make_service("web"))
+    for task_id in ["t1", "t2", "t3", "t4"]:
+        finish(store, task_id)
+    store.close()
+
+    reopened = SqliteStorage(path, history_limit=2)
+    finish(reopened, "t5")
+
+    assert [t.id for t in reopened.list_tasks("web", 10)] == ["t5", "t4"]
+    reopened.close()
+
+
 CRASHING_ROBOT = """
 import os, pathlib, signal, sys
 from zrobot.states import TaskState
@@ -141,11 +166,6 @@ def test_the_file_is_in_wal_mode(tmp_path: pathlib.Path) -> None:
 
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-
-
-def test_a_negative_history_limit_is_refused(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(ValueError, match="history_limit"):
-        SqliteStorage(tmp_path / "robot.db", history_limit=-1)
 
 
 def test_an_empty_file_becomes_a_new_store(tmp_path: pathlib.Path) -> None:

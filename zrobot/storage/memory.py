@@ -69,7 +69,9 @@ class MemoryStorage(Storage):
         """See Storage.create_service."""
         self._live()
         if record.name in self._services:
-            raise errors.ServiceExists(f"a service named {record.name!r} already exists")
+            raise errors.ServiceExists(
+                f"a service named {record.name!r} already exists"
+            )
         if self.service_by_request_id(record.request_id) is not None:
             raise errors.ServiceExists(
                 f"a service was already created with request id {record.request_id!r}"
