@@ -33,7 +33,10 @@ class Recorder(Template):
     def add(self, a: int, b: int) -> int:
         return a + b
 
-    def record(self, label: str) -> int:
+    def record(self, label: str, pause_s: float = 0.0) -> int:
+        """Append label to state["seen"], after pausing pause_s seconds."""
+        if pause_s:
+            gevent.sleep(pause_s)
         seen = self.state.setdefault("seen", [])
         seen.append(label)
         return len(seen)
@@ -69,6 +72,14 @@ class Recorder(Template):
         """Call a producer and return its result."""
         proxy = self.api.services.get(service, robot=robot)
         return proxy.schedule_action(action, args or {}).wait(timeout_s)
+
+    def delegate(self, name: str, value=None, robot: str = None) -> list:
+        """find_or_create a recorder called name, echo value on it, twice."""
+        results = []
+        for _ in range(2):
+            proxy = self.api.services.find_or_create("recorder", name, {}, robot=robot)
+            results.append(proxy.schedule_action("echo", {"value": value}).wait(30))
+        return results
 
     def fan_out(self, service: str, values: list, robot: str = None) -> list:
         """Schedule echo for every value on a producer first, then wait on all."""

@@ -44,14 +44,16 @@ class Ledger:
 
 
 def schedule_forever(client, ledger: Ledger, prefix: str, worker: int) -> None:
-    """Schedule record tasks until the robot dies under us."""
+    """Schedule record tasks until the robot dies under us. Every third
+    task pauses a little, so kills also land while actions run."""
     for n in range(10_000):
         service = SERVICES[(n + worker) % len(SERVICES)]
         request_id = f"{prefix}-w{worker}-{n}"
         ledger.sent[request_id] = (service, request_id)
         try:
+            args = {"label": request_id, "pause_s": 0.005 if n % 3 == 0 else 0.0}
             task = client.services_proxy(service).schedule_action(
-                "record", {"label": request_id}, request_id=request_id
+                "record", args, request_id=request_id
             )
         except (errors.Unavailable, errors.DeadlineExceeded, errors.TaskCancelled):
             return

@@ -262,3 +262,29 @@ def test_a_not_repeat_safe_task_interrupted_by_a_crash_ends_in_error(
         assert interrupted.state is TaskState.ERROR
         # A not-repeat-safe task that had not started yet simply runs.
         assert client.task("svc", queued.id).wait(30) == "queued"
+
+
+def test_a_consumer_creates_its_producer_on_a_peer_robot(consumer, producer):
+    with consumer.client() as client:
+        task = client.services.get("cons").schedule_action(
+            "delegate", {"name": "made-remotely", "value": "hi", "robot": "p"}
+        )
+        assert task.wait(30) == ["hi", "hi"]
+    with producer.client() as client:
+        assert "made-remotely" in [s.name for s in client.services.list()]
+
+
+def test_a_create_repeated_with_its_request_id_after_a_restart_returns_the_first(
+    robot_process, kit_repo
+):
+    robot = robot_process("r", repos=[kit_repo])
+    with robot.client() as client:
+        client.services.create("recorder", "svc", {"v": 1}, request_id="create-1")
+    robot.kill()
+    robot.start()
+    with robot.client() as client:
+        again = client.services.create(
+            "recorder", "svc", {"v": 1}, request_id="create-1"
+        )
+        assert again.record.data == {"v": 1}
+        assert [s.name for s in client.services.list()] == ["svc"]

@@ -219,3 +219,22 @@ def test_a_duplicate_service_name_is_refused(bot, rec):
 def test_an_unknown_template_is_refused(bot):
     with pytest.raises(errors.TemplateNotFound):
         bot.create_service("no_such_template", "x", {})
+
+
+def test_find_or_create_makes_a_local_producer_once_and_then_finds_it(bot, rec):
+    assert rec.schedule("delegate", {"name": "helper", "value": 7}).wait(10) == [7, 7]
+    assert [s.name for s in bot.services()] == ["helper", "rec"]
+
+
+def test_history_is_bounded_per_service_and_keeps_the_newest(robot, kit_repo):
+    bot = robot(template_repos=[kit_repo], history_limit=3)
+    service = bot.create_service("recorder", "svc", {})
+    for n in range(6):
+        service.schedule("echo", {"value": n}).wait(10)
+    assert [t.result for t in bot.storage.list_tasks("svc", 10)] == [5, 4, 3]
+
+
+def test_deleting_a_service_deletes_its_history(bot, rec):
+    rec.schedule("echo", {}).wait(10)
+    bot.delete_service("rec")
+    assert bot.storage.list_tasks("rec", 10) == []
