@@ -60,6 +60,8 @@ class LocalServiceProxy(ServiceProxy):
     ) -> TaskHandle:
         """See ServiceProxy.schedule_action. Does not block."""
         chain, deadline = caller_context(self._caller)
+        # TODO(tasks): cancel a local producer's task when its waiting caller is
+        # cancelled, as RemoteTask.wait does for remote producers.
         service = self._robot.service(self.name)
         return service.schedule(
             action, args, priority=priority, deadline=deadline, call_chain=chain

@@ -1,8 +1,11 @@
-"""The `zrobot` command: run a robot, or talk to one.
+"""The `zrobot` command: run a robot, talk to one, or move its services.
 
 Human-readable output by default, `--json` for scripts. Every failure
-prints one line saying what went wrong and exits with a named code.
-The process entry point (zrobot.__main__) sets up gevent before this runs.
+prints one line on stderr saying what went wrong and exits with a named
+code (ExitCode). `data export` and `data import` work offline on a stopped
+robot's data dir (zrobot.transfer). This module only translates: parsing,
+printing, exit codes. The process entry point (zrobot.__main__) sets up
+gevent before this runs.
 """
 
 from __future__ import annotations
@@ -28,16 +31,16 @@ DEFAULT_ROBOT = "127.0.0.1:6600"
 
 
 class ExitCode(enum.IntEnum):
-    """Exit status of the zrobot command."""
+    """Exit status of the zrobot command, one per kind of failure."""
 
     OK = 0
-    FAILURE = 1
-    USAGE = 2
-    NOT_FOUND = 3
-    CONFLICT = 4
-    UNAVAILABLE = 5
-    TIMEOUT = 6
-    TASK_FAILED = 7
+    FAILURE = 1  # anything else, e.g. a template module that failed to load
+    USAGE = 2  # bad arguments, names, JSON or documents; nothing was done
+    NOT_FOUND = 3  # no such service, task, template or path
+    CONFLICT = 4  # already exists, or the state forbids it (data dir in use)
+    UNAVAILABLE = 5  # the robot cannot be reached
+    TIMEOUT = 6  # a call or a wait did not end within --timeout
+    TASK_FAILED = 7  # the task ended in error or was cancelled
 
 
 _EXIT_BY_CODE = {
@@ -57,62 +60,152 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; return its exit code."""
+    """Run the command; return its exit code.
+
+    Blocks for as long as the command runs. Usage errors from argparse
+    exit with USAGE (SystemExit); every zrobot error becomes one line on
+    stderr and its named exit code, never a traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or ExitCode.OK)
     except UsageError as exc:
-        print(f"zrobot: {exc}", file=sys.stderr)
+        _fail(str(exc))
         return ExitCode.USAGE
     except errors.Error as exc:
-        print(f"zrobot: {exc.message} [{exc.reason}]", file=sys.stderr)
+        _fail(f"{_describe(exc, args)} [{exc.reason}]")
         return _EXIT_BY_CODE.get(exc.code, ExitCode.FAILURE)
+    except BrokenPipeError:
+        # The reader went away (`| head`); stop quietly, and keep Python's
+        # final flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.FAILURE
     except KeyboardInterrupt:
         return ExitCode.FAILURE
 
 
+def _fail(message: str) -> None:
+    """Print one line on stderr, whatever line breaks message holds."""
+    print(f"zrobot: {_one_line(message)}", file=sys.stderr)
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _describe(exc: errors.Error, args: argparse.Namespace) -> str:
+    """The message of exc, with a hint where gRPC's own text is too terse."""
+    if exc.message.lower() == "deadline exceeded" and hasattr(args, "timeout"):
+        return (
+            f"the robot at {args.robot} did not answer within {args.timeout:g} s; "
+            "raise --timeout or check the robot"
+        )
+    return exc.message
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="zrobot", description=(__doc__ or "").splitlines()[0]
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
+    common = _common_options()
+    _server_commands(groups)
+    _data_commands(groups)
+    _robot_commands(groups, common)
+    _service_commands(groups, common)
+    _task_commands(groups, common)
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """The options of every command that talks to a robot."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--robot", default=os.environ.get("ZROBOT_ROBOT", DEFAULT_ROBOT),
+        "--robot",
+        type=_address,
+        default=os.environ.get("ZROBOT_ROBOT", DEFAULT_ROBOT),
         help="robot address HOST:PORT (env ZROBOT_ROBOT; default %(default)s)",
     )
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    common.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="deadline of each call (default %(default)s)")
-    parser = argparse.ArgumentParser(prog="zrobot", description=__doc__.splitlines()[0])
-    groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
+    common.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="deadline of each call and of --wait (default %(default)s)",
+    )
+    return common
 
-    def command(group: Any, name: str, run: Callable[..., int | None], help: str) -> Any:
-        sub = group.add_parser(name, parents=[common], help=help, description=help)
-        sub.set_defaults(run=run)
-        return sub
 
-    _server_commands(groups)
-    robot = groups.add_parser("robot", help="the robot itself").add_subparsers(required=True)
-    command(robot, "info", _robot_info, "show identity, version, uptime and counts")
+def _address(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected HOST:PORT, got an empty address")
+    return text
 
-    template = groups.add_parser("template", help="template repos").add_subparsers(required=True)
-    add = command(template, "add", _template_add, "clone or pull a template repo")
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds above 0, not {text!r}")
+    return value
+
+
+def _group(groups: Any, name: str, text: str) -> Any:
+    return groups.add_parser(name, help=text, description=text).add_subparsers(
+        required=True
+    )
+
+
+def _command(
+    group: Any,
+    name: str,
+    run: Callable[[argparse.Namespace], int | None],
+    text: str,
+    common: argparse.ArgumentParser | None = None,
+) -> argparse.ArgumentParser:
+    parents = [common] if common is not None else []
+    sub: argparse.ArgumentParser = group.add_parser(
+        name, parents=parents, help=text, description=text
+    )
+    sub.set_defaults(run=run)
+    return sub
+
+
+def _robot_commands(groups: Any, common: argparse.ArgumentParser) -> None:
+    robot = _group(groups, "robot", "the robot itself")
+    text = "show identity, version, uptime and counts"
+    _command(robot, "info", _robot_info, text, common)
+
+    template = _group(groups, "template", "template repos")
+    add = _command(
+        template, "add", _template_add, "clone or pull a template repo", common
+    )
     add.add_argument("url", help="git URL or path, optionally #branch-or-tag")
-    command(template, "list", _template_list, "list loaded templates")
+    _command(template, "list", _template_list, "list loaded templates", common)
 
-    service = groups.add_parser("service", help="services").add_subparsers(required=True)
-    create = command(service, "create", _service_create, "create a service")
+
+def _service_commands(groups: Any, common: argparse.ArgumentParser) -> None:
+    service = _group(groups, "service", "services")
+    create = _command(service, "create", _service_create, "create a service", common)
     create.add_argument("template", help="template UID or name")
     create.add_argument("name")
     create.add_argument("--data", default="{}", help="JSON object, or @FILE")
     create.add_argument("--request-id", default="")
-    command(service, "list", _service_list, "list services")
-    get = command(service, "get", _service_get, "show a service")
+    _command(service, "list", _service_list, "list services", common)
+    get = _command(service, "get", _service_get, "show a service", common)
     get.add_argument("name")
-    delete = command(service, "delete", _service_delete, "delete a service and its history")
-    delete.add_argument("name")
+    text = "delete a service and its history"
+    _command(service, "delete", _service_delete, text, common).add_argument("name")
 
-    action = groups.add_parser("action", help="actions").add_subparsers(required=True)
-    schedule = command(action, "schedule", _action_schedule, "schedule an action")
+    action = _group(groups, "action", "actions")
+    schedule = _command(
+        action, "schedule", _action_schedule, "schedule an action", common
+    )
     schedule.add_argument("service")
     schedule.add_argument("action")
     schedule.add_argument("--args", default="{}", help="JSON object, or @FILE")
@@ -120,33 +213,87 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--request-id", default="")
     schedule.add_argument("--wait", action="store_true", help="wait for the result")
 
-    task = groups.add_parser("task", help="tasks").add_subparsers(required=True)
-    for name, run, text in (("get", _task_get, "show a task"),
-                            ("wait", _task_wait, "wait until a task ends"),
-                            ("cancel", _task_cancel, "cancel a task")):
-        sub = command(task, name, run, text)
+
+def _task_commands(groups: Any, common: argparse.ArgumentParser) -> None:
+    task = _group(groups, "task", "tasks")
+    for name, run, text in (
+        ("get", _task_get, "show a task"),
+        ("wait", _task_wait, "wait until a task ends"),
+        ("cancel", _task_cancel, "cancel a task"),
+    ):
+        sub = _command(task, name, run, text, common)
         sub.add_argument("service")
         sub.add_argument("task_id")
-    listing = command(task, "list", _task_list, "list a service's tasks, newest first")
+    text = "list a service's tasks, newest first"
+    listing = _command(task, "list", _task_list, text, common)
     listing.add_argument("service")
     listing.add_argument("--limit", type=int, default=20)
-    return parser
 
 
 def _server_commands(groups: Any) -> None:
-    server = groups.add_parser("server", help="run a robot").add_subparsers(required=True)
-    start = server.add_parser("start", help="run a robot in the foreground")
-    start.set_defaults(run=_server_start)
-    start.add_argument("--listen", default=DEFAULT_ROBOT, help="HOST:PORT (port 0: any)")
+    server = _group(groups, "server", "run a robot")
+    start = _command(server, "start", _server_start, "run a robot in the foreground")
+    start.add_argument(
+        "--listen", default=DEFAULT_ROBOT, help="HOST:PORT (port 0: any)"
+    )
     start.add_argument("--data-dir", type=pathlib.Path, required=True)
     start.add_argument("--template-repo", action="append", default=[], metavar="URL")
     start.add_argument("--peer", action="append", default=[], metavar="NAME=HOST:PORT")
     start.add_argument("--name", default="", help="a name for this robot")
-    start.add_argument("--history-limit", type=int, default=1000,
-                       help="finished tasks kept per service (default %(default)s)")
-    start.add_argument("--storage", choices=("sqlite", "memory"), default="sqlite",
-                       help="sqlite (default, in the data dir) or memory (forgets all)")
+    start.add_argument(
+        "--history-limit",
+        type=int,
+        default=1000,
+        help="finished tasks kept per service (default %(default)s)",
+    )
+    start.add_argument(
+        "--storage",
+        choices=("sqlite", "memory"),
+        default="sqlite",
+        help="sqlite (default, in the data dir) or memory (forgets all)",
+    )
     start.add_argument("--log-level", default="INFO")
+
+
+def _data_commands(groups: Any) -> None:
+    data = _group(groups, "data", "a stopped robot's services as YAML files")
+    text = "write every service of a data dir to DEST/<name>.yaml, or - for stdout"
+    export = _command(data, "export", _data_export, text)
+    export.add_argument("dest", metavar="DEST", help="a directory, or - for stdout")
+    text = "create services in a data dir from SRC/*.yaml, or - for stdin"
+    load = _command(data, "import", _data_import, text)
+    load.add_argument("src", metavar="SRC", help="a directory, or - for stdin")
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace services of the same name (their task history is dropped)",
+    )
+    for sub in (export, load):
+        sub.add_argument(
+            "--data-dir",
+            type=pathlib.Path,
+            required=True,
+            help="the robot's data dir; the robot must not be running",
+        )
+
+
+def _data_export(args: argparse.Namespace) -> None:
+    from zrobot import transfer
+
+    names = transfer.export_data_dir(args.data_dir, args.dest, sys.stdout)
+    if args.dest != transfer.STREAM:
+        print(f"exported {_services(len(names))} to {args.dest}")
+
+
+def _data_import(args: argparse.Namespace) -> None:
+    from zrobot import transfer
+
+    names = transfer.import_data_dir(args.data_dir, args.src, sys.stdin, args.replace)
+    print(f"imported {_services(len(names))} into {args.data_dir}")
+
+
+def _services(count: int) -> str:
+    return f"{count} service{'' if count == 1 else 's'}"
 
 
 def _server_start(args: argparse.Namespace) -> int:
@@ -162,15 +309,19 @@ def _server_start(args: argparse.Namespace) -> int:
     if args.history_limit < 1:
         raise UsageError("--history-limit must be at least 1")
     config = RobotConfig(
-        data_dir=args.data_dir, listen=args.listen, name=args.name,
-        peers=_peers(args.peer), template_repos=args.template_repo,
-        history_limit=args.history_limit, storage=args.storage,
+        data_dir=args.data_dir,
+        listen=args.listen,
+        name=args.name,
+        peers=_peers(args.peer),
+        template_repos=args.template_repo,
+        history_limit=args.history_limit,
+        storage=args.storage,
     )
     robot = Robot(config)
     try:
         robot.start()
     except OSError as exc:
-        print(f"zrobot: {exc}", file=sys.stderr)
+        _fail(str(exc))
         return ExitCode.FAILURE
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, gevent.spawn, robot.stop)
@@ -197,10 +348,7 @@ def _client(args: argparse.Namespace) -> Any:
 
 def _json_arg(text: str, flag: str) -> dict[str, Any]:
     if text.startswith("@"):
-        try:
-            text = pathlib.Path(text[1:]).read_text()
-        except OSError as exc:
-            raise UsageError(f"{flag}: cannot read {text[1:]}: {exc.strerror}") from exc
+        text = _read_arg_file(text[1:], flag)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -208,6 +356,15 @@ def _json_arg(text: str, flag: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"{flag}: expected a JSON object like '{{\"key\": 1}}'")
     return value
+
+
+def _read_arg_file(path: str, flag: str) -> str:
+    try:
+        return pathlib.Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{flag}: {path} is not UTF-8 text ({exc.reason})") from exc
 
 
 def _emit(args: argparse.Namespace, value: Any, human: Callable[[Any], str]) -> None:
@@ -241,24 +398,32 @@ def _robot_info(args: argparse.Namespace) -> None:
 
 
 def _template_add(args: argparse.Namespace) -> int:
+    """Print what loaded; a module that failed is a FAILED line on stderr."""
     with _client(args) as client:
         loaded = client.templates.add(args.url, timeout_s=max(args.timeout, 300.0))
+    _emit(args, loaded, _loaded_text)
+    if not args.json:
+        for failure in loaded.errors:
+            _fail(f"FAILED {failure.path}: {failure.error}")
+    return ExitCode.FAILURE if loaded.errors else ExitCode.OK
 
-    def human(response: Any) -> str:
-        lines = [f"loaded {t.uid}" for t in response.templates]
-        lines += [f"FAILED {e.path}: {e.error}" for e in response.errors]
-        return "\n".join(lines) or "no templates found"
 
-    _emit(args, loaded, human)
-    return ExitCode.TASK_FAILED if loaded.errors else ExitCode.OK
+def _loaded_text(response: Any) -> str:
+    lines = [f"loaded {t.uid}" for t in response.templates]
+    return "\n".join(lines) or "no templates loaded"
 
 
 def _template_list(args: argparse.Namespace) -> None:
     with _client(args) as client:
         templates = client.templates.list()
-    _emit(args, templates, lambda ts: "\n".join(
-        f"{t.uid}  actions: {', '.join(a.name for a in t.actions)}" for t in ts)
-        or "no templates")
+    _emit(args, templates, _templates_text)
+
+
+def _templates_text(templates: list[Any]) -> str:
+    lines = [
+        f"{t.uid}  actions: {', '.join(a.name for a in t.actions)}" for t in templates
+    ]
+    return "\n".join(lines) or "no templates"
 
 
 def _service_line(record: Any) -> str:
@@ -266,17 +431,22 @@ def _service_line(record: Any) -> str:
 
 
 def _service_detail(record: Any) -> str:
-    return "\n".join([
-        f"name: {record.name}", f"template: {record.template_uid}",
-        f"data: {json.dumps(record.data, sort_keys=True)}",
-        f"state: {json.dumps(record.state, sort_keys=True)}",
-    ])
+    return "\n".join(
+        [
+            f"name: {record.name}",
+            f"template: {record.template_uid}",
+            f"data: {json.dumps(record.data, sort_keys=True)}",
+            f"state: {json.dumps(record.state, sort_keys=True)}",
+        ]
+    )
 
 
 def _service_create(args: argparse.Namespace) -> None:
     data = _json_arg(args.data, "--data")
     with _client(args) as client:
-        service = client.services.create(args.template, args.name, data, args.request_id)
+        service = client.services.create(
+            args.template, args.name, data, args.request_id
+        )
     _emit(args, service.record, _service_detail)
 
 
@@ -299,32 +469,54 @@ def _service_delete(args: argparse.Namespace) -> None:
 
 
 def _task_text(record: Any) -> str:
-    lines = [f"task {record.id}  {record.service}.{record.action}  {record.state.value}"]
+    lines = [
+        f"task {record.id}  {record.service}.{record.action}  {record.state.value}"
+    ]
     if record.state.value == "ok":
         lines.append(f"result: {json.dumps(record.result, sort_keys=True)}")
     if record.error:
-        lines.append(f"error: {record.error.get('type')}: {record.error.get('message')}")
+        lines.append(
+            f"error: {record.error.get('type')}: {record.error.get('message')}"
+        )
     return "\n".join(lines)
 
 
 def _finish(args: argparse.Namespace, task: Any) -> int:
-    """Wait for a remote task, print it, and return the exit code of its outcome."""
+    """Wait for a remote task, print it, and return the exit code of its outcome.
+
+    Blocks up to --timeout. A task that ended in error or was cancelled also
+    gets one line on stderr and TASK_FAILED. When the wait itself fails
+    (DeadlineExceeded, ...), the task is printed as last seen and the error
+    raised, so the user still learns the task id.
+    """
     try:
-        task.wait(None if args.timeout <= 0 else args.timeout)
-    except errors.DeadlineExceeded:
+        task.wait(args.timeout)
+    except errors.Error as exc:
         _emit(args, task.record, _task_text)
-        raise
-    except errors.Error:
-        pass
+        if not task.record.state.final:
+            raise
+        _fail(f"{exc.message} [{exc.reason}]")
+        return ExitCode.TASK_FAILED
     _emit(args, task.record, _task_text)
-    return ExitCode.OK if task.record.state.value == "ok" else ExitCode.TASK_FAILED
+    return ExitCode.OK
+
+
+def _settle(task: Any, timeout_s: float) -> None:
+    """Block until a task ends, whatever its outcome; raise if the wait fails."""
+    try:
+        task.wait(timeout_s)
+    except errors.Error:
+        if not task.record.state.final:
+            raise
 
 
 def _action_schedule(args: argparse.Namespace) -> int:
     call_args = _json_arg(args.args, "--args")
     with _client(args) as client:
         service = client.services.get(args.service)
-        task = service.schedule_action(args.action, call_args, args.priority, args.request_id)
+        task = service.schedule_action(
+            args.action, call_args, args.priority, args.request_id
+        )
         if args.wait:
             return _finish(args, task)
     _emit(args, task.record, _task_text)
@@ -343,9 +535,12 @@ def _task_wait(args: argparse.Namespace) -> int:
 
 
 def _task_cancel(args: argparse.Namespace) -> None:
+    """Cancel, then wait (up to --timeout) until the task has really ended."""
     with _client(args) as client:
-        record = client.task(args.service, args.task_id).cancel()
-    _emit(args, record, _task_text)
+        task = client.task(args.service, args.task_id)
+        task.cancel()
+        _settle(task, args.timeout)
+    _emit(args, task.record, _task_text)
 
 
 def _task_list(args: argparse.Namespace) -> None:

@@ -214,6 +214,8 @@ class RemoteService(ServiceProxy):
         CallCycle, Unavailable.
         """
         chain, inherited = caller_context(self._caller)
+        # TODO(mesh): deadlines cross robots as wall-clock times, which assumes
+        # synchronised clocks; send the remaining budget instead.
         deadline = min(d for d in (deadline, inherited, float("inf")) if d is not None)
         request = pb.ScheduleActionRequest(
             service=self.name,

@@ -24,7 +24,7 @@ from zrobot.states import TaskState
 from zrobot.storage import DEFAULT_HISTORY_LIMIT, ServiceRecord, Storage
 from zrobot.storage.lock import DataDirLock
 from zrobot.storage.memory import MemoryStorage
-from zrobot.storage.sqlite import SqliteStorage
+from zrobot.storage.sqlite import STORE_NAME, SqliteStorage
 from zrobot.task import error_to_dict, now
 from zrobot.templates import RepoLoad, TemplateInfo, TemplateStore
 
@@ -328,7 +328,7 @@ class Robot:
         if self.config.storage == "memory":
             return MemoryStorage(limit)
         if self.config.storage == "sqlite":
-            return SqliteStorage(self.config.data_dir / "robot.sqlite3", limit)
+            return SqliteStorage(self.config.data_dir / STORE_NAME, limit)
         raise errors.StorageError(
             f"unknown storage {self.config.storage!r}; use 'sqlite' or 'memory'"
         )

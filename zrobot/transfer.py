@@ -24,7 +24,7 @@ import os
 import pathlib
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 import yaml
@@ -33,12 +33,10 @@ from zrobot import errors
 from zrobot.errors import Code
 from zrobot.robot import validate_name
 from zrobot.storage import DataDirLock, ServiceRecord, SqliteStorage, Storage
+from zrobot.storage.sqlite import STORE_NAME
 
 log = logging.getLogger(__name__)
 
-# TODO(storage): share one constant with Robot._open_storage, which spells
-# the same file name.
-STORE_NAME = "robot.sqlite3"
 SERVICE_KEYS = ("data", "name", "state", "template_uid")
 UID_SEGMENTS = 5
 SUFFIX = ".yaml"
@@ -74,34 +72,43 @@ class Document:
     content: Any
 
 
-# -- the data dir ---------------------------------------------------------------
+# -- the data dir -------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def open_store(data_dir: pathlib.Path, create: bool = False) -> Iterator[Storage]:
-    """Lock a robot's data dir and yield its open store; release both after.
+def lock_data_dir(data_dir: pathlib.Path, create: bool = False) -> DataDirLock:
+    """Take a robot's data-dir lock at once and return it; release it after use.
 
-    With create, a missing data dir and store are made (a fresh robot);
-    without it, PathNotFound when the dir has no store. Raises DataDirInUse
-    at once, naming the holder's PID, while a robot holds the dir, and the
-    StorageError subclasses of SqliteStorage. Blocks for the store's
-    integrity check.
+    With create, a missing data dir is made (a fresh robot); without it,
+    PathNotFound when the dir has no store. Does not block: raises
+    DataDirInUse, naming the holder's PID, while a robot holds the dir.
     """
     data_dir = pathlib.Path(data_dir)
     if create:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        with _os_errors(f"cannot create the data dir {data_dir}"):
+            data_dir.mkdir(parents=True, exist_ok=True)
     elif not (data_dir / STORE_NAME).is_file():
         raise PathNotFound(
             f"no robot store in {data_dir} ({STORE_NAME} is missing); "
             "give the data dir of a robot that has run",
             metadata={"data_dir": str(data_dir)},
         )
-    with DataDirLock(data_dir):
-        storage = SqliteStorage(data_dir / STORE_NAME)
-        try:
-            yield storage
-        finally:
-            storage.close()
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    return lock
+
+
+@contextlib.contextmanager
+def open_store(data_dir: pathlib.Path) -> Iterator[Storage]:
+    """Yield the data dir's SQLite store (made if missing), closed after.
+
+    Take lock_data_dir first. Raises the StorageError subclasses of
+    SqliteStorage; blocks for its integrity check.
+    """
+    storage = SqliteStorage(pathlib.Path(data_dir) / STORE_NAME)
+    try:
+        yield storage
+    finally:
+        storage.close()
 
 
 # -- export -------------------------------------------------------------------
@@ -120,7 +127,7 @@ def export_data_dir(data_dir: pathlib.Path, dest: str, stdout: TextIO) -> list[s
     alone. Raises what open_store raises, and TransferError when dest
     cannot be written.
     """
-    with open_store(data_dir) as storage:
+    with lock_data_dir(data_dir), open_store(data_dir) as storage:
         docs = export_services(storage)
     if dest == STREAM:
         write_stream(docs, stdout)
@@ -201,15 +208,16 @@ def import_data_dir(
     """Import services from the directory src, or from stdin for `-`.
 
     Locks the data dir first (creating a fresh one if needed), then reads
-    and checks every document, then writes. Returns the names imported.
+    and checks every document, and only then opens the store and writes,
+    so bad input leaves the store as it was. Returns the names imported.
     Raises DataDirInUse, PathNotFound, InvalidDocument, ServiceExists (see
     import_services) and StorageError subclasses.
     """
-    with open_store(data_dir, create=True) as storage:
-        docs = (
-            read_stream(stdin) if src == STREAM else read_directory(pathlib.Path(src))
-        )
-        names = import_services(storage, docs, replace)
+    with lock_data_dir(data_dir, create=True):
+        docs = read_source(src, stdin)
+        check_documents(docs)
+        with open_store(data_dir) as storage:
+            names = import_services(storage, docs, replace)
     log.info("imported %d services from %s into %s", len(names), src, data_dir)
     return names
 
@@ -225,7 +233,7 @@ def import_services(
     false. A replaced service is deleted with its task journal and history
     and created again from its document.
     """
-    records = _records(docs)
+    records = check_documents(docs)
     stored = {record.name for record in storage.list_services()}
     taken = sorted(name for name in records if name in stored)
     if taken and not replace:
@@ -239,6 +247,11 @@ def import_services(
             storage.delete_service(name)
         storage.create_service(record)
     return list(records)
+
+
+def read_source(src: str, stdin: TextIO) -> list[Document]:
+    """Parse the documents of the directory src, or of stdin for `-`."""
+    return read_stream(stdin) if src == STREAM else read_directory(pathlib.Path(src))
 
 
 def read_directory(folder: pathlib.Path) -> list[Document]:
@@ -309,16 +322,24 @@ def _os_errors(doing: str) -> Iterator[None]:
         raise TransferError(f"{doing}: {exc.strerror}{where}") from exc
 
 
-# -- checking documents ---------------------------------------------------------
+# -- checking documents -------------------------------------------------------
 
 
-def _records(docs: Sequence[Document]) -> dict[str, ServiceRecord]:
-    """Check every document; return a record per name, or raise for them all."""
-    problems: list[tuple[str, str]] = []
+# A problem is (field, sentence); the sentence starts with the field's name.
+Problem = tuple[str, str]
+
+
+def check_documents(docs: Sequence[Document]) -> dict[str, ServiceRecord]:
+    """Check every document; return a service record per name, in order.
+
+    Raises InvalidDocument naming the first bad document and field, with
+    every problem found as its violations. No I/O.
+    """
+    problems: list[tuple[str, Problem]] = []
     records: dict[str, ServiceRecord] = {}
     for doc in docs:
         found = _problems(doc.content) or _duplicate(doc.content["name"], records)
-        problems += [(f"{doc.source}: {field}", text) for field, text in found]
+        problems += [(doc.source, problem) for problem in found]
         if not found:
             records[doc.content["name"]] = _record_of(doc.content)
     if problems:
@@ -326,84 +347,88 @@ def _records(docs: Sequence[Document]) -> dict[str, ServiceRecord]:
     return records
 
 
-def _duplicate(name: str, records: Mapping[str, Any]) -> list[tuple[str, str]]:
-    if name in records:
-        return [("name", f"{name!r} is also the name of an earlier document")]
-    return []
-
-
-def _refuse(problems: list[tuple[str, str]]) -> None:
-    where, text = problems[0]
+def _refuse(problems: list[tuple[str, Problem]]) -> None:
+    """Raise InvalidDocument for the first problem; all of them as violations."""
+    source, (_, text) = problems[0]
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
     raise InvalidDocument(
-        f"{where}: {text}; nothing was imported{more}", violations=problems
+        f"{source}: {text}; nothing was imported{more}",
+        metadata={"source": source},
+        violations=[(f"{where}: {field}", what) for where, (field, what) in problems],
     )
 
 
-def _problems(content: Any) -> list[tuple[str, str]]:
-    """Return (field, what is wrong) for every problem of one document."""
+def _duplicate(name: str, records: Mapping[str, Any]) -> list[Problem]:
+    if name in records:
+        return [("name", f"name {name!r} is taken by an earlier document")]
+    return []
+
+
+def _problems(content: Any) -> list[Problem]:
+    """Return every problem of one document, in a stable order."""
     if not isinstance(content, dict):
-        keys = ", ".join(SERVICE_KEYS)
-        return [("document", f"expected a mapping with keys {keys}")]
-    found = [(key, "is missing") for key in SERVICE_KEYS if key not in content]
-    found += [
-        (str(key), f"is not a service field (expected {', '.join(SERVICE_KEYS)})")
+        return [("document", f"the document is {_kind(content)}, {_EXPECTED}")]
+    # Unknown fields first: a misspelt field is the likely cause of a missing one.
+    found = [
+        (str(key), f"{key} is not a service field ({_EXPECTED})")
         for key in content
         if key not in SERVICE_KEYS
     ]
+    found += [(key, f"{key} is missing") for key in SERVICE_KEYS if key not in content]
     for key, check in _CHECKS.items():
-        problem = check(content[key]) if key in content else None
+        problem = check(key, content[key]) if key in content else None
         if problem:
             found.append((key, problem))
     return found
 
 
-def _name_problem(value: Any) -> str | None:
+def _name_problem(key: str, value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"must be a string, not {_kind(value)}"
+        return f"{key} must be a string, not {_kind(value)}"
     try:
         validate_name(value)
     except errors.InvalidName as exc:
-        return exc.message
+        rule = exc.violations[0][1] if exc.violations else exc.message
+        return f"{key} {value[:140]!r} is not valid: use {rule}"
     return None
 
 
-def _uid_problem(value: Any) -> str | None:
+def _uid_problem(key: str, value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"must be a string, not {_kind(value)}"
+        return f"{key} must be a string, not {_kind(value)}"
     parts = value.split("/")
     if len(parts) != UID_SEGMENTS or not all(parts):
-        return f"{value!r} is not a template UID host/owner/repo/name/version"
+        return f"{key} {value!r} is not of the form host/owner/repo/name/version"
     return None
 
 
-def _mapping_problem(value: Any) -> str | None:
+def _mapping_problem(key: str, value: Any) -> str | None:
     if not isinstance(value, dict):
-        return f"must be a mapping, not {_kind(value)}"
-    return _json_problem(value, "")
+        return f"{key} must be a mapping, not {_kind(value)}"
+    return _json_problem(value, key)
 
 
 def _json_problem(value: Any, path: str) -> str | None:
     """Describe the first part of value that JSON cannot hold, or None."""
     if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"key {key!r}{_at(path)} must be a string (quote it)"
-            problem = _json_problem(item, f"{path}.{key}" if path else key)
-            if problem:
-                return problem
-        return None
+        return _first(_json_key_problem(k, v, path) for k, v in value.items())
     if isinstance(value, list):
-        for index, item in enumerate(value):
-            problem = _json_problem(item, f"{path}[{index}]")
-            if problem:
-                return problem
-        return None
+        return _first(_json_problem(v, f"{path}[{i}]") for i, v in enumerate(value))
     if isinstance(value, float) and not math.isfinite(value):
-        return f"{value}{_at(path)} is not a JSON number"
+        return f"{path} is {value}, which JSON cannot hold"
     if value is None or isinstance(value, str | int | float):
         return None
-    return f"{_kind(value)}{_at(path)} is not a JSON value (quote it)"
+    return f"{path} is {_kind(value)}, not a JSON value (quote it)"
+
+
+def _json_key_problem(key: Any, value: Any, path: str) -> str | None:
+    if not isinstance(key, str):
+        return f"{path} has the key {key!r}, which must be a string (quote it)"
+    return _json_problem(value, f"{path}.{key}")
+
+
+def _first(problems: Iterable[str | None]) -> str | None:
+    return next((problem for problem in problems if problem), None)
 
 
 _CHECKS = {
@@ -412,10 +437,7 @@ _CHECKS = {
     "data": _mapping_problem,
     "state": _mapping_problem,
 }
-
-
-def _at(path: str) -> str:
-    return f" at {path}" if path else ""
+_EXPECTED = f"expected a mapping with the keys {', '.join(SERVICE_KEYS)}"
 
 
 def _kind(value: Any) -> str:

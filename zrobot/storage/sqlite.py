@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+STORE_NAME = "robot.sqlite3"  # the file name of the store inside a data dir
+
 SCHEMA_VERSION = 1
 
 _SCHEMA_V1 = (
