@@ -111,7 +111,7 @@ class Service:
             known = self._storage.task_by_request_id(self.name, request_id)
             if known is not None:
                 return self._live.get(known.id) or Task(known)
-        spec = resolve_action(self.template.cls, action)
+        spec = resolve_action(self.template.cls, action, self.template.actions)
         checked = spec.validate(args or {})
         if self.key in call_chain:
             raise errors.CallCycle(

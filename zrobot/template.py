@@ -168,9 +168,18 @@ def actions_of(cls: type[Template]) -> dict[str, ActionSpec]:
     return found
 
 
-def resolve_action(cls: type[Template], name: str) -> ActionSpec:
-    """Return the ActionSpec for name, or raise InvalidAction naming the choices."""
-    actions = actions_of(cls)
+def resolve_action(
+    cls: type[Template],
+    name: str,
+    actions: Mapping[str, ActionSpec] | None = None,
+) -> ActionSpec:
+    """Return the ActionSpec for name, or raise InvalidAction naming the choices.
+
+    Pass `actions` (from actions_of, computed once per class) on hot paths;
+    without it the class is inspected again.
+    """
+    if actions is None:
+        actions = actions_of(cls)
     if name.startswith("_"):
         raise InvalidAction(
             f"action {name!r} is private: names starting with '_' are never actions",

@@ -126,6 +126,7 @@ class RobotProcess:
         """
         import gevent
 
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("a")
         self.proc = subprocess.Popen(
             self.command(),

@@ -39,6 +39,7 @@ class MemoryStorage(Storage):
         self._repos: dict[str, None] = {}
         self._services: dict[str, ServiceRecord] = {}
         self._tasks: dict[str, dict[str, TaskRecord]] = {}
+        self._finished: dict[str, int] = {}  # finished tasks kept, per service
         self._requests: dict[tuple[str, str], bytes] = {}
         self._seq = itertools.count(1)
         self._closed = False
@@ -83,6 +84,7 @@ class MemoryStorage(Storage):
         """See Storage.delete_service."""
         self._live()
         self._tasks.pop(name, None)
+        self._finished.pop(name, None)
         return self._services.pop(name, None) is not None
 
     def list_services(self) -> list[ServiceRecord]:
@@ -132,6 +134,8 @@ class MemoryStorage(Storage):
         record = self._find(task_id)
         if record is None:
             raise errors.TaskNotFound(f"no task {task_id} is journaled")
+        if record.state.final:
+            self._finished[record.service] -= 1
         record.state, record.start_time = TaskState.RUNNING, start_time
 
     def finish_task(
@@ -150,11 +154,13 @@ class MemoryStorage(Storage):
             raise errors.TaskNotFound(
                 f"no task {record.id} of service {record.service!r} is journaled"
             )
+        if not stored.state.final:
+            self._finished[record.service] = self._finished.get(record.service, 0) + 1
         stored.state = record.state
         stored.start_time, stored.end_time = record.start_time, record.end_time
         stored.result, stored.error = copy.deepcopy((record.result, record.error))
         self._save(record.service, data, state)
-        self._trim(tasks)
+        self._trim(record.service, tasks)
 
     def get_task(self, service: str, task_id: str) -> TaskRecord | None:
         """See Storage.get_task."""
@@ -232,11 +238,20 @@ class MemoryStorage(Storage):
                 return tasks[task_id]
         return None
 
-    def _trim(self, tasks: dict[str, TaskRecord]) -> None:
-        """Drop a service's oldest finished tasks beyond the history limit."""
-        finished = [task_id for task_id, t in tasks.items() if t.state.final]
-        for task_id in finished[: max(0, len(finished) - self._history_limit)]:
+    def _trim(self, service: str, tasks: dict[str, TaskRecord]) -> None:
+        """Drop a service's oldest finished tasks beyond the history limit.
+
+        Tasks are in seq order, so the oldest finished ones come first and
+        the scan stops as soon as enough are gone.
+        """
+        excess = self._finished.get(service, 0) - self._history_limit
+        if excess <= 0:
+            return
+        finished = (task_id for task_id, t in tasks.items() if t.state.final)
+        doomed = list(itertools.islice(finished, excess))
+        for task_id in doomed:
             del tasks[task_id]
+        self._finished[service] -= len(doomed)
 
 
 def _by_seq(record: TaskRecord) -> int:
