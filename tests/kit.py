@@ -47,6 +47,12 @@ class Recorder(Template):
             sock.connect(path)
             return sock.recv(16).decode()
 
+    def raise_base(self, kind: str) -> None:
+        raise eval(kind)  # SystemExit(3), KeyboardInterrupt(), ...
+
+    def remember(self, key: str, value=None) -> None:
+        self.state[key] = value
+
     def sleep(self, seconds: float) -> float:
         gevent.sleep(seconds)
         return seconds
@@ -89,6 +95,20 @@ class Recorder(Template):
 
     def _private(self):
         return "never an action"
+
+
+class BrokenInit(Template):
+    version = "1.0.0"
+
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("cannot start")
+
+
+class ValidateKeyError(Template):
+    version = "1.0.0"
+
+    def validate(self):
+        self.data["root"]
 '''
 
 

@@ -30,7 +30,7 @@ SERVICES = ["s0", "s1", "s2"]
 
 
 class Ledger:
-    """What the test asked for: request id -> (service, label), and what
+    """What the test asked for: request id -> (service, args), and what
     the robot accepted: request id -> task id."""
 
     def __init__(self) -> None:
@@ -49,9 +49,9 @@ def schedule_forever(client, ledger: Ledger, prefix: str, worker: int) -> None:
     for n in range(10_000):
         service = SERVICES[(n + worker) % len(SERVICES)]
         request_id = f"{prefix}-w{worker}-{n}"
-        ledger.sent[request_id] = (service, request_id)
+        args = {"label": request_id, "pause_s": 0.005 if n % 3 == 0 else 0.0}
+        ledger.sent[request_id] = (service, args)
         try:
-            args = {"label": request_id, "pause_s": 0.005 if n % 3 == 0 else 0.0}
             task = client.services_proxy(service).schedule_action(
                 "record", args, request_id=request_id
             )
@@ -110,9 +110,9 @@ def resend_ambiguous(robot, ledger: Ledger) -> None:
     """Send again every schedule whose answer was lost; same request id."""
     with robot.client(timeout_s=10) as client:
         for request_id in ledger.ambiguous():
-            service, label = ledger.sent[request_id]
+            service, args = ledger.sent[request_id]
             task = client.services.get(service).schedule_action(
-                "record", {"label": label}, request_id=request_id
+                "record", args, request_id=request_id
             )
             ledger.accepted[request_id] = task.id
             ledger.resent += 1
@@ -134,7 +134,7 @@ def check_every_task_ran_once_in_order(robot, ledger: Ledger) -> None:
             labels_in_journal_order = [t.args["label"] for t in journal]
             seen = service.refresh().state.get("seen", [])
             expected = {
-                label for rid, (svc, label) in ledger.sent.items() if svc == name
+                args["label"] for svc, args in ledger.sent.values() if svc == name
             }
             assert seen == labels_in_journal_order, f"{name}: order or duplicates"
             assert set(seen) == expected, f"{name}: lost {expected - set(seen)}"

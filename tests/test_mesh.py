@@ -288,3 +288,36 @@ def test_a_create_repeated_with_its_request_id_after_a_restart_returns_the_first
         )
         assert again.record.data == {"v": 1}
         assert [s.name for s in client.services.list()] == ["svc"]
+
+
+def test_a_consumer_rerun_after_its_robot_crashed_does_not_run_its_producer_twice(
+    consumer, producer, gate
+):
+    with consumer.client() as client:
+        task = client.services.get("cons").schedule_action(
+            "call", call_args("once_gated", {"path": gate.path}, timeout_s=60)
+        )
+        gate.wait_arrivals()  # the producer runs once_gated for the consumer
+    consumer.kill()
+    consumer.start()  # the consumer's call runs again and asks again
+    with consumer.client() as client:
+        waiting = client.task("cons", task.id)
+        gate.open("only once")
+        assert waiting.wait(60) == "only once"
+    with producer.client() as client:
+        runs = [
+            t for t in client.services.get("prod").tasks() if t.action == "once_gated"
+        ]
+    assert len(runs) == 1
+
+
+def test_a_peer_that_comes_back_is_called_again_at_once(consumer, producer):
+    producer.kill()
+    with consumer.client() as client:
+        service = client.services.get("cons")
+        failed = service.schedule_action("call", call_args("echo", {"value": 1}))
+        with pytest.raises(errors.Unavailable):
+            failed.wait(30)
+        producer.start()
+        task = service.schedule_action("call", call_args("echo", {"value": "again"}))
+        assert task.wait(30) == "again"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import time
 
 import pytest
@@ -113,7 +114,7 @@ def test_an_action_running_past_its_deadline_is_stopped(rec):
 
 
 def test_a_result_that_is_not_json_fails_the_task_with_a_clear_message(rec):
-    with pytest.raises(errors.ActionFailed, match="not JSON-compatible"):
+    with pytest.raises(errors.ActionFailed, match="not a JSON value zrobot can carry"):
         rec.schedule("not_json", {}).wait(10)
 
 
@@ -135,7 +136,65 @@ def test_a_repeated_request_id_returns_the_first_task(rec, gate):
     gate.open()
     first.wait(10)
     assert rec.instance.state["seen"] == ["x"]
-    assert rec.schedule("record", {"label": "y"}, request_id="req-1").id == first.id
+    assert rec.schedule("record", {"label": "x"}, request_id="req-1").id == first.id
+
+
+def test_a_request_id_reused_for_another_request_is_refused(bot, rec):
+    rec.schedule("record", {"label": "x"}, request_id="req-1").wait(10)
+    with pytest.raises(errors.InvalidArguments, match="first used for record"):
+        rec.schedule("record", {"label": "y"}, request_id="req-1")
+    with pytest.raises(errors.InvalidArguments, match="first used for record"):
+        rec.schedule("echo", {"value": "x"}, request_id="req-1")
+    bot.create_service("recorder", "made", {}, request_id="c-1")
+    with pytest.raises(errors.InvalidArguments, match="first used to create"):
+        bot.create_service("recorder", "other", {}, request_id="c-1")
+
+
+@pytest.mark.parametrize("exit_kind", ["SystemExit(3)", "KeyboardInterrupt()"])
+def test_an_action_raising_system_exit_fails_only_its_task(rec, exit_kind):
+    task = rec.schedule("raise_base", {"kind": exit_kind})
+    with pytest.raises(errors.ActionFailed, match="may not stop the robot"):
+        task.wait(10)
+    assert rec.schedule("echo", {"value": "up"}).wait(10) == "up"
+
+
+@pytest.mark.parametrize(
+    ("action", "args", "what"),
+    [
+        ("echo", {"value": 10**400}, "result"),
+        ("echo", {"value": [1, {"x": -(2**60)}]}, "result"),
+        ("remember", {"key": "n", "value": 2**64}, "self.state"),
+    ],
+)
+def test_integers_the_wire_cannot_carry_fail_the_task_and_keep_state(
+    bot, rec, action, args, what
+):
+    rec.schedule("record", {"label": "kept"}).wait(10)
+    with pytest.raises(errors.ActionFailed, match=f"{what}.*beyond"):
+        rec.schedule(action, args).wait(10)
+    assert rec.instance.state == {"seen": ["kept"]}
+    assert [s.record.state for s in bot.services()] == [{"seen": ["kept"]}]
+
+
+def test_a_float_too_large_for_an_integer_argument_is_refused(rec):
+    with pytest.raises(errors.InvalidArguments, match="expected integer"):
+        rec.schedule("add", {"a": 1e300, "b": 1})
+
+
+@pytest.mark.parametrize("template", ["broken_init", "validate_key_error"])
+def test_a_template_failing_at_creation_is_invalid_data_naming_it(bot, template):
+    with pytest.raises(errors.InvalidData, match=f"template {template} refused"):
+        bot.create_service(template, "x", {})
+    assert bot.services() == []
+
+
+def test_a_producer_call_gets_a_request_id_from_its_calling_task(bot, rec):
+    producer = bot.create_service("recorder", "producer", {})
+    task = rec.schedule("call", {"service": "producer", "action": "echo"})
+    task.wait(10)
+    (made,) = bot.storage.list_tasks("producer", 10)
+    assert made.request_id == f"{task.id}.1"
+    assert producer.task(made.id).state is TaskState.OK
 
 
 def test_a_service_calls_a_local_producer_and_gets_its_result(bot, rec):
@@ -238,3 +297,33 @@ def test_deleting_a_service_deletes_its_history(bot, rec):
     rec.schedule("echo", {}).wait(10)
     bot.delete_service("rec")
     assert bot.storage.list_tasks("rec", 10) == []
+
+
+def test_a_service_whose_template_is_gone_stays_dormant_until_it_returns(
+    tmp_path, kit_repo
+):
+    from zrobot.robot import Robot, RobotConfig
+
+    config = RobotConfig(data_dir=tmp_path / "bot", listen="127.0.0.1:0")
+    first = Robot(config)
+    first.start(serve=False)
+    first.add_template_repo(kit_repo)
+    first.create_service("recorder", "sleeper", {"k": 1})
+    first.stop(grace_s=0)
+    moved = tmp_path / "moved"
+    pathlib.Path(kit_repo).rename(moved)
+
+    second = Robot(config)
+    second.start(serve=False)
+    try:
+        with pytest.raises(errors.ServiceStopped, match="template repo again"):
+            second.service("sleeper")
+        with pytest.raises(errors.ServiceExists):
+            second.create_service("recorder", "sleeper", {})
+        moved.rename(kit_repo)
+        second.add_template_repo(kit_repo)
+        revived = second.service("sleeper")
+        assert revived.record.data == {"k": 1}
+        assert revived.schedule("echo", {"value": "back"}).wait(10) == "back"
+    finally:
+        second.stop(grace_s=0)

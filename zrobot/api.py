@@ -10,6 +10,7 @@ the remaining budget).
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import TYPE_CHECKING, Any, Protocol
 
 from zrobot import errors
@@ -59,21 +60,45 @@ class LocalServiceProxy(ServiceProxy):
         self, action: str, args: dict[str, Any] | None = None, priority: int = 0
     ) -> TaskHandle:
         """See ServiceProxy.schedule_action. Does not block."""
-        chain, deadline = caller_context(self._caller)
+        context = caller_context(self._caller)
         # TODO(tasks): cancel a local producer's task when its waiting caller is
         # cancelled, as RemoteTask.wait does for remote producers.
         service = self._robot.service(self.name)
         return service.schedule(
-            action, args, priority=priority, deadline=deadline, call_chain=chain
+            action,
+            args,
+            priority=priority,
+            request_id=context.request_id,
+            deadline=context.deadline,
+            call_chain=context.call_chain,
         )
 
 
-def caller_context(caller: Service | None) -> tuple[list[str], float | None]:
-    """Return (call chain, deadline) a task scheduled by caller inherits."""
+@dataclasses.dataclass(frozen=True)
+class CallContext:
+    """What a task scheduled by another task inherits from it."""
+
+    call_chain: list[str]
+    deadline: float | None
+    request_id: str
+
+
+def caller_context(caller: Service | None) -> CallContext:
+    """Return the context a task scheduled now by caller's running task gets.
+
+    The request id is the caller's task id and the number of this call
+    within the task's run. A task re-run after a crash makes its calls
+    again under the same ids, so its producers return the tasks they
+    already have instead of running them twice.
+    """
     if caller is None or caller.current is None:
-        return [], None
-    record = caller.current.record
-    return [*record.call_chain, caller.key], record.deadline
+        return CallContext([], None, "")
+    task = caller.current
+    task.calls += 1
+    record = task.record
+    return CallContext(
+        [*record.call_chain, caller.key], record.deadline, f"{record.id}.{task.calls}"
+    )
 
 
 class ServicesApi:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 RESUBSCRIBE_DELAY_S = (0.05, 1.0)
+RECONNECT_WINDOW_S = 2.0
 _MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
@@ -51,6 +52,11 @@ class Client:
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                # A peer that restarts is back within seconds; gRPC's default
+                # reconnect backoff (up to 120 s) would keep failing calls.
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", int(RECONNECT_WINDOW_S * 1000)),
             ],
         )
         self.stub = pb_grpc.RobotStub(self._channel)
@@ -67,13 +73,38 @@ class Client:
         """Close the channel; calls in flight end with Unavailable."""
         self._channel.close()
 
-    def call(self, method: str, request: Any, timeout_s: float | None = None) -> Any:
-        """Make one unary call with a deadline; return the response message."""
+    def call(
+        self,
+        method: str,
+        request: Any,
+        timeout_s: float | None = None,
+        wait_for_ready: bool = False,
+        retry_unavailable: bool = False,
+    ) -> Any:
+        """Make one unary call with a deadline; return the response message.
+
+        With wait_for_ready the call waits (up to its deadline) for the
+        robot to be reachable instead of failing at once. With
+        retry_unavailable (only for calls safe to repeat), a call that
+        finds the robot unreachable is tried once more, waiting a few
+        seconds for it to come back, before Unavailable is raised.
+        """
         rpc = getattr(self.stub, method)
+        timeout = timeout_s or self.timeout_s
         try:
-            return rpc.future(request, timeout=timeout_s or self.timeout_s).result()
+            return rpc.future(
+                request, timeout=timeout, wait_for_ready=wait_for_ready
+            ).result()
         except grpc.RpcError as exc:
-            raise _wire.error_from_rpc(exc, self.address) from None
+            failure = _wire.error_from_rpc(exc, self.address)
+        if not (retry_unavailable and isinstance(failure, errors.Unavailable)):
+            raise failure
+        # One more try that waits for a robot which is just coming back.
+        window = min(timeout, RECONNECT_WINDOW_S + 1)
+        try:
+            return self.call(method, request, window, wait_for_ready=True)
+        except errors.DeadlineExceeded:
+            raise failure from None
 
     def info(self) -> dict[str, Any]:
         """Return GetRobotInfo as a dict (robot_id, version, counts, ...)."""
@@ -91,7 +122,9 @@ class Client:
 
     def service(self, name: str, caller: Service | None = None) -> RemoteService:
         """Return a proxy for an existing service; ServiceNotFound if none."""
-        response = self.call("GetService", pb.GetServiceRequest(name=name))
+        request = pb.GetServiceRequest(name=name)
+        again = caller is not None  # a robot calling its peer: see _schedule
+        response = self.call("GetService", request, retry_unavailable=again)
         return RemoteService(self, _wire.service_from_pb(response.service), caller)
 
     def task(self, service: str, task_id: str) -> RemoteTask:
@@ -213,21 +246,27 @@ class RemoteService(ServiceProxy):
         along. Raises InvalidAction/InvalidArguments (nothing queued),
         CallCycle, Unavailable.
         """
-        chain, inherited = caller_context(self._caller)
+        context = caller_context(self._caller)
         # TODO(mesh): deadlines cross robots as wall-clock times, which assumes
         # synchronised clocks; send the remaining budget instead.
-        deadline = min(d for d in (deadline, inherited, float("inf")) if d is not None)
+        ends = [d for d in (deadline, context.deadline) if d is not None]
         request = pb.ScheduleActionRequest(
             service=self.name,
             action=action,
             args=_wire.to_struct(args),
             priority=priority,
-            request_id=request_id,
-            call_chain=chain,
-            deadline=_wire.to_timestamp(None if deadline == float("inf") else deadline),
+            request_id=request_id or context.request_id,
+            call_chain=context.call_chain,
+            deadline=_wire.to_timestamp(min(ends) if ends else None),
         )
-        response = self._client.call("ScheduleAction", request)
+        response = self._schedule(request)
         return RemoteTask(self._client, _wire.task_from_pb(response.task))
+
+    def _schedule(self, request: pb.ScheduleActionRequest) -> Any:
+        """ScheduleAction. From inside a robot, whose peers restart, a request
+        id makes it safe to try again; a user's client fails at once."""
+        again = bool(request.request_id) and self._caller is not None
+        return self._client.call("ScheduleAction", request, retry_unavailable=again)
 
     def tasks(self, limit: int = 50) -> list[TaskRecord]:
         """Return up to limit tasks of the service, newest first."""

@@ -27,6 +27,7 @@ from zrobot.storage.memory import MemoryStorage
 from zrobot.storage.sqlite import STORE_NAME, SqliteStorage
 from zrobot.task import error_to_dict, now
 from zrobot.templates import RepoLoad, TemplateInfo, TemplateStore
+from zrobot.values import ensure_json
 
 if TYPE_CHECKING:
     from zrobot.client import Client
@@ -88,6 +89,7 @@ class Robot:
         self._storage: Storage | None = None
         self.templates = TemplateStore(config.data_dir / "repos")
         self._services: dict[str, Service] = {}
+        self._dormant: dict[str, ServiceRecord] = {}  # stored, template missing
         self._peers: dict[str, Client] = {}
         self._server: Server | None = None
         self._started = 0.0
@@ -179,6 +181,8 @@ class Robot:
         """
         loaded = self.templates.add_repo(url)
         self.storage.add_repo(url)
+        if self._dormant and self._started:
+            self._revive()
         for failure in loaded.errors:
             log.warning(
                 "template module %s of %s failed: %s",
@@ -197,18 +201,17 @@ class Robot:
         InvalidName, TemplateNotFound, AmbiguousTemplate, InvalidData,
         ServiceExists.
         """
-        if request_id:
-            known = self.storage.service_by_request_id(request_id)
-            if known is not None and known.name in self._services:
-                return self._services[known.name]
         validate_name(name)
-        info = self.templates.get(template)
-        if name in self._services:
+        known = self.storage.service_by_request_id(request_id) if request_id else None
+        if known is not None:
+            return self._known_request(known, name, self.templates.get(template).uid)
+        if name in self._services or name in self._dormant:
             raise errors.ServiceExists(
                 f"a service named {name!r} already exists; pick another name "
                 "or delete it first",
                 metadata={"service": name},
             )
+        info = self.templates.get(template)
         record = ServiceRecord(name, info.uid, dict(data), {}, now(), request_id)
         service = self._build(record, info, validate=True)
         self.storage.create_service(record)
@@ -217,12 +220,29 @@ class Robot:
         log.info("service %s created from %s", name, info.uid)
         return service
 
+    def _known_request(self, known: ServiceRecord, name: str, uid: str) -> Service:
+        """The service a repeated CreateService made, if it asked the same."""
+        if (known.name, known.template_uid) != (name, uid):
+            raise errors.InvalidArguments(
+                f"request_id {known.request_id!r} was first used to create "
+                f"{known.name!r} from {known.template_uid}; use a new request_id",
+                violations=[("request_id", "already used for another request")],
+            )
+        return self.service(name)
+
     def service(self, name: str) -> Service:
         """Return a service by name or raise ServiceNotFound."""
         service = self._services.get(name)
+        if service is None and name in self._dormant:
+            uid = self._dormant[name].template_uid
+            raise errors.ServiceStopped(
+                f"service {name!r} exists but is not running: its template {uid} "
+                "did not load; add its template repo again (zrobot template add)",
+                metadata={"service": name},
+            )
         if service is None:
             raise errors.ServiceNotFound(
-                f"no service named {name!r} on this robot",
+                f"no service named {name!r} on robot {self.address}",
                 metadata={"service": name},
             )
         return service
@@ -232,10 +252,14 @@ class Robot:
         return [self._services[name] for name in sorted(self._services)]
 
     def delete_service(self, name: str) -> None:
-        """Stop a service, cancel its unfinished tasks, delete it and its history."""
-        service = self.service(name)
-        service.stop(cancel_pending=True)
-        del self._services[name]
+        """Stop a service, cancel its unfinished tasks, delete it and its history.
+
+        A dormant service (template not loaded) is deleted from the store.
+        """
+        if self._dormant.pop(name, None) is None:
+            service = self.service(name)
+            service.stop(cancel_pending=True)
+            del self._services[name]
         self.storage.delete_service(name)
         log.info("service %s deleted", name)
 
@@ -258,20 +282,21 @@ class Robot:
     def _build(
         self, record: ServiceRecord, info: TemplateInfo, validate: bool = False
     ) -> Service:
+        """Instantiate the template for a service; InvalidData if it refuses."""
         api = Api(self)
-        instance = info.cls(record.name, record.data, record.state, api)
-        if validate:
-            try:
+        try:
+            instance = info.cls(record.name, record.data, record.state, api)
+            if validate:
                 instance.validate()
-            except (ValueError, TypeError) as exc:
-                raise errors.InvalidData(
-                    f"template {info.name} refused the data of {record.name!r}: {exc}",
-                    metadata={"service": record.name},
-                ) from exc
-            record.data = dict(instance.data)
-        service = Service(
-            record, info, instance, self.storage, f"{self.robot_id}/{record.name}"
-        )
+                record.data = dict(ensure_json(instance.data, "the service's data"))
+        except Exception as exc:  # noqa: BLE001 - template code: report, don't crash
+            raise errors.InvalidData(
+                f"template {info.name} refused service {record.name!r}: "
+                f"{type(exc).__name__}: {exc}",
+                metadata={"service": record.name, "template": info.uid},
+            ) from exc
+        key = f"{self.robot_id}/{record.name}"
+        service = Service(record, info, instance, self.storage, key)
         api.bind(service)
         return service
 
@@ -285,21 +310,34 @@ class Robot:
                 log.error("template repo %s not loaded: %s", url, exc)
 
     def _recover_services(self) -> None:
-        """Restart stored services, then requeue their unfinished tasks."""
+        """Restart stored services, then requeue their unfinished tasks.
+
+        A service whose template does not load stays dormant: stored and
+        untouched, its tasks journaled, until a template repo brings the
+        template back (see _revive).
+        """
         for record in self.storage.list_services():
+            self._dormant[record.name] = record
+        self._revive()
+
+    def _revive(self) -> None:
+        """Start every dormant service whose template is loaded now."""
+        started = []
+        for name, record in sorted(self._dormant.items()):
             try:
-                info = self.templates.get(record.template_uid)
-            except errors.TemplateError as exc:
-                # TODO(recovery): keep such services listed, not running, until
-                # their template repo loads again.
-                log.error("service %s not started: %s", record.name, exc)
+                service = self._build(record, self.templates.get(record.template_uid))
+            except errors.Error as exc:
+                log.error("service %s not started: %s", name, exc)
                 continue
-            self._services[record.name] = self._build(record, info)
+            self._services[name] = service
+            started.append(service)
+        for service in started:
+            del self._dormant[service.name]
         for task in self.storage.unfinished_tasks():
-            service = self._services.get(task.service)
-            if service is not None:
-                self._requeue(service, task)
-        for service in self._services.values():
+            owner = next((s for s in started if s.name == task.service), None)
+            if owner is not None:
+                self._requeue(owner, task)
+        for service in started:
             service.start()
 
     def _requeue(self, service: Service, record: Any) -> None:

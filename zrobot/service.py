@@ -10,7 +10,6 @@ journaled before anyone is told about it.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from zrobot.states import TaskState
 from zrobot.storage.base import ServiceRecord, Storage, TaskRecord
 from zrobot.task import Task, error_to_dict, now
 from zrobot.template import Template, resolve_action
+from zrobot.values import ensure_json
 
 if TYPE_CHECKING:
     from zrobot.templates import TemplateInfo
@@ -107,12 +107,13 @@ class Service:
         when this service is already waiting further up the chain. A
         repeated request_id returns the task it first created.
         """
+        spec = resolve_action(self.template.cls, action, self.template.actions)
+        checked = spec.validate(args or {})
         if request_id:
             known = self._storage.task_by_request_id(self.name, request_id)
             if known is not None:
+                _same_request(known, action, checked)
                 return self._live.get(known.id) or Task(known)
-        spec = resolve_action(self.template.cls, action, self.template.actions)
-        checked = spec.validate(args or {})
         if self.key in call_chain:
             raise errors.CallCycle(
                 f"call cycle: {' -> '.join([*call_chain, self.key])} would wait "
@@ -231,13 +232,13 @@ class Service:
             raise value
         result = value
         self._check_state(record.action)
-        return _json_checked(result, record.action)
+        return ensure_json(result, f"the result of action {record.action}")
 
     def _check_state(self, action: str) -> None:
         """Refuse data/state an action left non-JSON; restore the last saved."""
         try:
-            _json_checked(self.instance.data, action)
-            _json_checked(self.instance.state, action)
+            ensure_json(self.instance.data, f"self.data after action {action}")
+            ensure_json(self.instance.state, f"self.state after action {action}")
         except TypeError:
             self.instance.data = dict(self.record.data)
             self.instance.state = dict(self.record.state)
@@ -260,25 +261,37 @@ class Service:
         task.transition(state, end_time=ended.end_time, **fields)
 
 
+def _same_request(known: TaskRecord, action: str, args: dict[str, Any]) -> None:
+    """Raise InvalidArguments if a reused request id asks for something else."""
+    if known.action != action or known.args != args:
+        raise errors.InvalidArguments(
+            f"request_id {known.request_id!r} was first used for {known.action} "
+            "with other arguments; use a new request_id for a new request",
+            metadata={"task_id": known.id},
+            violations=[("request_id", "already used for another request")],
+        )
+
+
 def _outcome_of(method: Any, args: dict[str, Any]) -> tuple[bool, Any]:
     """Run an action; return (True, result) or (False, exception).
 
     Runs in the action's own greenlet. Returning the exception instead of
     letting the greenlet die with it keeps gevent from printing every
     failed action to stderr; the worker re-raises it with its traceback.
+    SystemExit or KeyboardInterrupt from an action fail only its task: an
+    action must never stop the robot (and, journaled as running, stop it
+    again on every restart).
     """
     try:
         return True, method(**args)
+    except gevent.GreenletExit:
+        raise
     except Exception as exc:  # noqa: BLE001 - handed to the worker, not swallowed
         return False, exc
-
-
-def _json_checked(value: Any, action: str) -> Any:
-    """Return value if it is JSON-compatible, else raise TypeError saying so."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"action {action} returned a value that is not JSON-compatible: {exc}"
-        ) from exc
-    return value
+    except BaseException as exc:  # noqa: BLE001 - see the docstring
+        stopped = RuntimeError(
+            f"the action raised {type(exc).__name__}({exc}); actions may not "
+            "stop the robot"
+        )
+        stopped.__cause__ = exc
+        return False, stopped

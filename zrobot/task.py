@@ -26,6 +26,7 @@ class Task:
 
     def __init__(self, record: TaskRecord) -> None:
         self.record = record
+        self.calls = 0  # producer calls this run of the task has made
         self._done = gevent.event.Event()
         self._watchers: list[gevent.queue.Queue] = []
         if record.state.final:

@@ -253,7 +253,7 @@ def _check_type(param: Parameter, value: Any) -> tuple[Any, str]:
     if kind == "any":
         return value, ""
     if kind == "integer":
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
             return int(value), ""
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind == "number":
