@@ -321,3 +321,36 @@ def test_a_peer_that_comes_back_is_called_again_at_once(consumer, producer):
         producer.start()
         task = service.schedule_action("call", call_args("echo", {"value": "again"}))
         assert task.wait(30) == "again"
+
+
+def test_cancelling_a_consumer_cancels_the_task_it_waits_on_at_the_producer(
+    consumer, producer, gate
+):
+    with consumer.client() as client:
+        task = client.services.get("cons").schedule_action(
+            "call", call_args("gate", {"path": gate.path}, timeout_s=60)
+        )
+        gate.wait_arrivals()
+        task.cancel()
+        with pytest.raises(errors.TaskCancelled):
+            task.wait(30)
+    with producer.client() as client:
+        (remote,) = client.services.get("prod").tasks()
+        with pytest.raises(errors.TaskCancelled):
+            client.task("prod", remote.id).wait(30)
+
+
+def test_a_consumer_deadline_travels_to_the_producer_task(consumer, producer):
+    import time
+
+    with consumer.client() as client:
+        task = client.services.get("cons").schedule_action(
+            "call", call_args("sleep", {"seconds": 30}), deadline=time.time() + 1.5
+        )
+        with pytest.raises(errors.DeadlineExceeded):
+            task.wait(30)
+    with producer.client() as client:
+        (remote,) = client.services.get("prod").tasks()
+        assert remote.deadline == pytest.approx(task.record.deadline, abs=0.01)
+        with pytest.raises(errors.DeadlineExceeded):
+            client.task("prod", remote.id).wait(30)
