@@ -96,6 +96,12 @@ class Recorder(Template):
     def _private(self):
         return "never an action"
 
+'''
+
+
+BROKEN = """
+from zrobot import Template
+
 
 class BrokenInit(Template):
     version = "1.0.0"
@@ -109,7 +115,7 @@ class ValidateKeyError(Template):
 
     def validate(self):
         self.data["root"]
-'''
+"""
 
 
 class Gate:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from typing import Any
 import pytest
 
 from tests.kit import KIT
-from zrobot.cli import ExitCode
+from zrobot import cli
+from zrobot.cli import DEFAULT_TIMEOUT_S, ExitCode, build_parser
 from zrobot.client import Client, RemoteTask
 from zrobot.states import TaskState
 from zrobot.testing import RobotProcess, commit_files
@@ -50,7 +52,7 @@ def run_zrobot(address: str, *args: str, timeout_s: float = 60) -> Run:
     done = subprocess.run(
         [sys.executable, "-m", "zrobot", *args],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
         env={**os.environ, "ZROBOT_ROBOT": address},
         timeout=timeout_s,
     )
@@ -406,6 +408,52 @@ def test_a_wait_that_times_out_exits_timeout_and_names_the_task(
     assert client.task(svc, task_id).state is TaskState.RUNNING
 
 
+def test_non_ascii_results_print_as_is(zrobot, svc):
+    args = json.dumps({"value": "héllo"})
+    run = zrobot("action", "schedule", svc, "echo", "--args", args, "--wait")
+    assert run.code == ExitCode.OK, run.err
+    assert run.out.splitlines()[-1] == 'result: "héllo"'
+
+
+def test_non_ascii_results_print_as_is_in_json(zrobot, svc):
+    args = json.dumps({"value": "héllo"})
+    run = zrobot("action", "schedule", svc, "echo", "--args", args, "--wait", "--json")
+    assert run.code == ExitCode.OK, run.err
+    assert '"result": "héllo"' in run.out
+    assert run.json()["args"] == {"value": "héllo"}
+
+
+def test_non_ascii_service_data_prints_as_is(zrobot, name):
+    data = json.dumps({"city": "Zürich"})
+    run = zrobot("service", "create", "recorder", name, "--data", data)
+    assert run.code == ExitCode.OK, run.err
+    assert 'data: {"city": "Zürich"}' in run.out.splitlines()
+    assert '"city": "Zürich"' in zrobot("service", "get", name, "--json").out
+
+
+@pytest.mark.parametrize("priority", ["2147483648", "-2147483649"])
+def test_a_priority_outside_int32_is_a_usage_error(zrobot, svc, client, priority):
+    run = zrobot("action", "schedule", svc, "echo", "--priority", priority)
+    fails(run, ExitCode.USAGE, "--priority", "-2147483648 and 2147483647")
+    assert task_ids(client, svc) == []
+
+
+@pytest.mark.parametrize("priority", ["2147483647", "-2147483648"])
+def test_a_priority_at_the_ends_of_int32_is_accepted(zrobot, svc, priority):
+    run = zrobot(
+        "action",
+        "schedule",
+        svc,
+        "add",
+        "--args",
+        '{"a": 1, "b": 1}',
+        "--priority",
+        priority,
+        "--wait",
+    )
+    assert run.code == ExitCode.OK, run.err
+
+
 # -- tasks --------------------------------------------------------------------
 
 
@@ -556,3 +604,84 @@ def test_argument_errors_exit_usage_without_a_traceback(zrobot, args):
     assert "Traceback" not in run.err
     assert run.err.splitlines()[-1].startswith("zrobot")
     assert "error:" in run.err.splitlines()[-1]
+
+
+GLOBAL_OPTIONS = ["--robot", "host:1", "--json", "--timeout", "2.5"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [*GLOBAL_OPTIONS, "service", "list"],
+        ["service", "list", *GLOBAL_OPTIONS],
+        ["--robot", "host:1", "--json", "service", "list", "--timeout", "2.5"],
+    ],
+    ids=["before", "after", "both"],
+)
+def test_global_options_go_before_or_after_the_command(argv):
+    args = build_parser().parse_args(argv)
+    assert (args.robot, args.json, args.timeout) == ("host:1", True, 2.5)
+
+
+def test_global_options_given_nowhere_take_their_defaults(monkeypatch):
+    monkeypatch.setenv("ZROBOT_ROBOT", "env-host:7")
+    args = build_parser().parse_args(["task", "list", "x"])
+    assert (args.robot, args.json, args.timeout) == (
+        "env-host:7",
+        False,
+        DEFAULT_TIMEOUT_S,
+    )
+
+
+def test_command_help_shows_the_real_defaults(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["service", "list", "--help"])
+    text = capsys.readouterr().out
+    assert "SUPPRESS" not in text
+    assert f"(default {DEFAULT_TIMEOUT_S:g})" in text
+
+
+def test_json_before_the_group_prints_json(zrobot, svc):
+    assert zrobot("--json", "service", "get", svc).json()["name"] == svc
+
+
+def test_robot_before_the_group_overrides_the_environment(zrobot, dead_address):
+    run = zrobot("--robot", dead_address, "service", "list")
+    fails(run, ExitCode.UNAVAILABLE, dead_address, "UNAVAILABLE")
+
+
+def test_timeout_before_the_group_bounds_the_wait(zrobot, svc, gate, client):
+    task = schedule(client, svc, "gate", path=gate.path)
+    gate.wait_arrivals()
+    run = zrobot("--timeout", "0.3", "task", "wait", svc, task.id)
+    fails(run, ExitCode.TIMEOUT, task.id, "still running")
+
+
+def test_an_interrupted_command_exits_interrupted_in_one_line(monkeypatch, capsys):
+    def interrupted(args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_service_list", interrupted)
+    assert cli.main(["service", "list"]) == ExitCode.INTERRUPTED == 130
+    assert capsys.readouterr().err == "zrobot: interrupted\n"
+
+
+def test_ctrl_c_during_a_wait_exits_interrupted(bot, svc, gate):
+    args = json.dumps({"path": gate.path})
+    command = ["action", "schedule", svc, "gate", "--args", args, "--wait"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "zrobot", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        env={**os.environ, "ZROBOT_ROBOT": bot.address},
+    ) as waiting:
+        try:
+            # A task at the gate: the command is past start-up, in its client block.
+            gate.wait_arrivals()
+            waiting.send_signal(signal.SIGINT)
+            out, err = waiting.communicate(timeout=30)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+    fails(Run(waiting.returncode, out, err), ExitCode.INTERRUPTED, "interrupted")

@@ -231,7 +231,7 @@ def test_robot_info_counts_templates_and_services(client, bot):
     info = client.info()
     assert info["robot_id"] == bot.robot_id
     assert info["service_count"] == 1
-    assert info["template_count"] == 3  # the kit repo's templates
+    assert info["template_count"] == 1
 
 
 GOOD_TEMPLATE = (

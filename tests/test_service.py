@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.kit import BROKEN
 from zrobot import errors
 from zrobot.states import TaskState
 
@@ -182,7 +183,10 @@ def test_a_float_too_large_for_an_integer_argument_is_refused(rec):
 
 
 @pytest.mark.parametrize("template", ["broken_init", "validate_key_error"])
-def test_a_template_failing_at_creation_is_invalid_data_naming_it(bot, template):
+def test_a_template_failing_at_creation_is_invalid_data_naming_it(
+    bot, git_repo, template
+):
+    bot.add_template_repo(str(git_repo("acme/broken", {"broken.py": BROKEN})))
     with pytest.raises(errors.InvalidData, match=f"template {template} refused"):
         bot.create_service(template, "x", {})
     assert bot.services() == []

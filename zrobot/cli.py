@@ -11,6 +11,7 @@ gevent before this runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import enum
 import json
@@ -19,7 +20,7 @@ import os
 import pathlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from zrobot import errors
@@ -28,6 +29,8 @@ from zrobot.errors import Code
 log = logging.getLogger(__name__)
 
 DEFAULT_ROBOT = "127.0.0.1:6600"
+DEFAULT_TIMEOUT_S = 30.0
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 class ExitCode(enum.IntEnum):
@@ -41,6 +44,7 @@ class ExitCode(enum.IntEnum):
     UNAVAILABLE = 5  # the robot cannot be reached
     TIMEOUT = 6  # a call or a wait did not end within --timeout
     TASK_FAILED = 7  # the task ended in error or was cancelled
+    INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report 128 + 2
 
 
 _EXIT_BY_CODE = {
@@ -64,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Blocks for as long as the command runs. Usage errors from argparse
     exit with USAGE (SystemExit); every zrobot error becomes one line on
-    stderr and its named exit code, never a traceback.
+    stderr and its named exit code, never a traceback; so does Ctrl-C
+    (INTERRUPTED) once the command runs.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -82,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.FAILURE
     except KeyboardInterrupt:
-        return ExitCode.FAILURE
+        _fail("interrupted")
+        return ExitCode.INTERRUPTED
 
 
 def _fail(message: str) -> None:
@@ -107,10 +113,12 @@ def _describe(exc: errors.Error, args: argparse.Namespace) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="zrobot", description=(__doc__ or "").splitlines()[0]
+        prog="zrobot",
+        description=(__doc__ or "").splitlines()[0],
+        parents=[_common_options(with_defaults=True)],
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    common = _common_options()
+    common = _common_options(with_defaults=False)
     _server_commands(groups)
     _data_commands(groups)
     _robot_commands(groups, common)
@@ -119,22 +127,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common_options() -> argparse.ArgumentParser:
-    """The options of every command that talks to a robot."""
+def _common_options(with_defaults: bool) -> argparse.ArgumentParser:
+    """The options of every command that talks to a robot.
+
+    They go before the group (`zrobot --json service list`) or after the
+    command. Only the top-level copy may have defaults: argparse copies every
+    attribute a command's parser sets over what the top level parsed, so a
+    command's default would undo a value given before the group.
+    """
+
+    def default(value: Any) -> Any:
+        return value if with_defaults else argparse.SUPPRESS
+
+    robot = os.environ.get("ZROBOT_ROBOT", DEFAULT_ROBOT)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--robot",
         type=_address,
-        default=os.environ.get("ZROBOT_ROBOT", DEFAULT_ROBOT),
-        help="robot address HOST:PORT (env ZROBOT_ROBOT; default %(default)s)",
+        default=default(robot),
+        help=f"robot address HOST:PORT (default: env ZROBOT_ROBOT, {DEFAULT_ROBOT})",
     )
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print JSON for scripts",
+    )
     common.add_argument(
         "--timeout",
         type=_seconds,
-        default=30.0,
+        default=default(DEFAULT_TIMEOUT_S),
         metavar="SECONDS",
-        help="deadline of each call and of --wait (default %(default)s)",
+        help=f"deadline of each call and of --wait (default {DEFAULT_TIMEOUT_S:g})",
     )
     return common
 
@@ -340,10 +364,35 @@ def _peers(items: list[str]) -> dict[str, str]:
     return peers
 
 
-def _client(args: argparse.Namespace) -> Any:
+@contextlib.contextmanager
+def _client(args: argparse.Namespace) -> Iterator[Any]:
+    """A client of the robot at --robot; Ctrl-C interrupts even a blocked call."""
     from zrobot.client import Client
 
-    return Client(args.robot, timeout_s=args.timeout)
+    with Client(args.robot, timeout_s=args.timeout) as client, _sigint_interrupts():
+        yield client
+
+
+@contextlib.contextmanager
+def _sigint_interrupts() -> Iterator[None]:
+    """Raise KeyboardInterrupt in this greenlet on SIGINT, until the block ends.
+
+    Python's own handler runs only when the main thread next runs Python
+    code, which can be never while it sleeps in the event loop and a gRPC
+    wait holds a pool thread; a gevent watcher wakes the loop. Must run in
+    the main thread.
+    """
+    import gevent
+
+    previous = signal.getsignal(signal.SIGINT)
+    here = gevent.getcurrent()
+    watcher = gevent.signal_handler(signal.SIGINT, here.throw, KeyboardInterrupt)
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        # libev leaves SIGINT at SIG_DFL when its watcher stops.
+        signal.signal(signal.SIGINT, previous)
 
 
 def _json_arg(text: str, flag: str) -> dict[str, Any]:
@@ -369,9 +418,14 @@ def _read_arg_file(path: str, flag: str) -> str:
 
 def _emit(args: argparse.Namespace, value: Any, human: Callable[[Any], str]) -> None:
     if args.json:
-        print(json.dumps(_plain(value), indent=2, sort_keys=True))
+        print(_json_text(_plain(value), indent=2))
     else:
         print(human(value))
+
+
+def _json_text(value: Any, indent: int | None = None) -> str:
+    """value as JSON, with non-ASCII text as is rather than escaped."""
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
 
 
 def _plain(value: Any) -> Any:
@@ -435,8 +489,8 @@ def _service_detail(record: Any) -> str:
         [
             f"name: {record.name}",
             f"template: {record.template_uid}",
-            f"data: {json.dumps(record.data, sort_keys=True)}",
-            f"state: {json.dumps(record.state, sort_keys=True)}",
+            f"data: {_json_text(record.data)}",
+            f"state: {_json_text(record.state)}",
         ]
     )
 
@@ -473,7 +527,7 @@ def _task_text(record: Any) -> str:
         f"task {record.id}  {record.service}.{record.action}  {record.state.value}"
     ]
     if record.state.value == "ok":
-        lines.append(f"result: {json.dumps(record.result, sort_keys=True)}")
+        lines.append(f"result: {_json_text(record.result)}")
     if record.error:
         lines.append(
             f"error: {record.error.get('type')}: {record.error.get('message')}"
@@ -512,6 +566,8 @@ def _settle(task: Any, timeout_s: float) -> None:
 
 def _action_schedule(args: argparse.Namespace) -> int:
     call_args = _json_arg(args.args, "--args")
+    if not INT32_MIN <= args.priority <= INT32_MAX:
+        raise UsageError(f"--priority must be between {INT32_MIN} and {INT32_MAX}")
     with _client(args) as client:
         service = client.services.get(args.service)
         task = service.schedule_action(

@@ -54,8 +54,9 @@ class Client:
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                 # A peer that restarts is back within seconds; gRPC's default
                 # reconnect backoff (up to 120 s) would keep failing calls.
+                # (min_reconnect_backoff_ms stays default: it also bounds
+                # how long one connection attempt may take.)
                 ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.min_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", int(RECONNECT_WINDOW_S * 1000)),
             ],
         )
