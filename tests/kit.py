@@ -30,6 +30,29 @@ class Recorder(Template):
     def echo(self, value=None):
         return value
 
+    def make_bad(self, kind: str, where: str):
+        """Build a value the wire cannot carry; return it, store it or raise it."""
+        deep = "bottom"
+        for _ in range(60 if kind == "deep60" else 40):
+            deep = [deep]
+        value = {
+            "surrogate": "\\ud800",
+            "surrogate_key": {"\\udcff": 1},
+            "deep": deep,
+            "deep60": deep,
+            "huge": "x" * (5 * 1024 * 1024),
+            "bigint": 10**400,
+        }[kind]
+        if where == "state":
+            self.state["bad"] = value
+        elif where == "error":
+            raise ValueError(value)
+        return value
+
+    def carry(self, value=None, pad: str = ""):
+        """Return value; pad only makes the task's arguments large."""
+        return value
+
     def add(self, a: int, b: int) -> int:
         return a + b
 
@@ -115,6 +138,13 @@ class ValidateKeyError(Template):
 
     def validate(self):
         self.data["root"]
+
+
+class ValidateExit(Template):
+    version = "1.0.0"
+
+    def validate(self):
+        raise SystemExit(2)
 """
 
 

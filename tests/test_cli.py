@@ -685,3 +685,32 @@ def test_ctrl_c_during_a_wait_exits_interrupted(bot, svc, gate):
             if waiting.poll() is None:
                 waiting.kill()
     fails(Run(waiting.returncode, out, err), ExitCode.INTERRUPTED, "interrupted")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--robot", "127.0.0.1:99999", "robot", "info"],
+        ["robot", "info", "--robot", "127.0.0.1:-1"],
+        ["server", "start", "--data-dir", "unused", "--listen", "127.0.0.1:70000"],
+    ],
+)
+def test_a_port_outside_0_to_65535_is_a_usage_error(dead_address, args):
+    run = run_zrobot(dead_address, *args)
+    assert run.code == ExitCode.USAGE, run.err
+    assert "port from 0 to 65535" in run.err
+    assert "Traceback" not in run.err
+
+
+@pytest.mark.parametrize(
+    ("peers", "words"),
+    [
+        (["b=127.0.0.1:70000"], "up to 65535"),
+        (["b=127.0.0.1:1", "b=127.0.0.1:2"], "given twice"),
+    ],
+)
+def test_bad_peers_are_usage_errors(dead_address, tmp_path, peers, words):
+    args = ["server", "start", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)]
+    for peer in peers:
+        args += ["--peer", peer]
+    fails(run_zrobot(dead_address, *args), ExitCode.USAGE, words)

@@ -275,3 +275,32 @@ def test_health_goes_not_serving_when_the_robot_stops(bot):
         stopper = gevent.spawn(bot.stop, 1.0)
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         stopper.join(10)
+
+
+def test_a_request_id_reused_for_another_delete_is_refused(client, stub):
+    client.services.create("recorder", "one")
+    client.services.create("recorder", "two")
+    client.services.delete("one", request_id="del-1")
+    code, message, info, _ = rich(
+        stub.DeleteService, pb.DeleteServiceRequest(name="two", request_id="del-1")
+    )
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "first used for another DeleteService" in message
+    assert [s.name for s in client.services.list()] == ["two"]
+
+
+def test_a_page_of_large_tasks_is_cut_by_size(client, stub):
+    service = client.services.create("recorder", "big")
+    blob = "x" * (3 * 1024 * 1024)
+    for n in range(3):
+        service.schedule_action("carry", {"value": n, "pad": blob}).wait(30)
+    pages, token = [], ""
+    for _ in range(4):
+        request = pb.ListTasksRequest(service="big", page_token=token)
+        page = stub.ListTasks(request, timeout=30)
+        pages.append([t.result.number_value for t in page.tasks])
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(pages) > 1
+    assert [v for page in pages for v in page] == [2, 1, 0]

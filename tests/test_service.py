@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.kit import BROKEN
-from zrobot import errors
+from zrobot import _wire, errors
 from zrobot.states import TaskState
 
 
@@ -157,24 +157,6 @@ def test_an_action_raising_system_exit_fails_only_its_task(rec, exit_kind):
     with pytest.raises(errors.ActionFailed, match="may not stop the robot"):
         task.wait(10)
     assert rec.schedule("echo", {"value": "up"}).wait(10) == "up"
-
-
-@pytest.mark.parametrize(
-    ("action", "args", "what"),
-    [
-        ("echo", {"value": 10**400}, "result"),
-        ("echo", {"value": [1, {"x": -(2**60)}]}, "result"),
-        ("remember", {"key": "n", "value": 2**64}, "self.state"),
-    ],
-)
-def test_integers_the_wire_cannot_carry_fail_the_task_and_keep_state(
-    bot, rec, action, args, what
-):
-    rec.schedule("record", {"label": "kept"}).wait(10)
-    with pytest.raises(errors.ActionFailed, match=f"{what}.*beyond"):
-        rec.schedule(action, args).wait(10)
-    assert rec.instance.state == {"seen": ["kept"]}
-    assert [s.record.state for s in bot.services()] == [{"seen": ["kept"]}]
 
 
 def test_a_float_too_large_for_an_integer_argument_is_refused(rec):
@@ -331,3 +313,61 @@ def test_a_service_whose_template_is_gone_stays_dormant_until_it_returns(
         assert revived.schedule("echo", {"value": "back"}).wait(10) == "back"
     finally:
         second.stop(grace_s=0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "where", "what", "why"),
+    [
+        ("surrogate", "result", "result", "not valid UTF-8"),
+        ("surrogate_key", "result", "result", "not valid UTF-8"),
+        ("surrogate", "state", "self.state", "not valid UTF-8"),
+        ("deep", "result", "result", "nests deeper"),
+        ("deep60", "state", "self.state", "nests deeper"),
+        ("huge", "result", "result", "over the limit"),
+        ("bigint", "state", "self.state", "beyond"),
+        ("bigint", "result", "result", "beyond"),
+    ],
+)
+def test_values_the_wire_cannot_carry_fail_the_task_and_listings_still_work(
+    bot, rec, kind, where, what, why
+):
+    rec.schedule("record", {"label": "kept"}).wait(10)
+    with pytest.raises(errors.ActionFailed, match=f"{what}.*{why}"):
+        rec.schedule("make_bad", {"kind": kind, "where": where}).wait(10)
+    assert rec.instance.state == {"seen": ["kept"]}
+    for record in bot.storage.list_tasks("rec", 10):
+        _wire.task_to_pb(record)  # every stored task still crosses the wire
+
+
+def test_an_error_message_that_is_not_utf8_is_stored_readably(bot, rec):
+    with pytest.raises(errors.ActionFailed):
+        rec.schedule("make_bad", {"kind": "surrogate", "where": "error"}).wait(10)
+    (failed,) = bot.storage.list_tasks("rec", 1)
+    assert "\\ud800" in _wire.task_to_pb(failed).error.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\ud800",
+        {"\udcff": 1},
+        10**30,
+        [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+    ],
+)
+def test_arguments_a_local_caller_passes_must_be_carriable_too(rec, value):
+    with pytest.raises(errors.InvalidArguments, match="not a JSON value"):
+        rec.schedule("echo", {"value": value})
+    assert rec.pending == 0
+
+
+def test_a_request_id_reused_with_another_priority_is_refused(rec):
+    rec.schedule("echo", {"value": 1}, request_id="p-1").wait(10)
+    with pytest.raises(errors.InvalidArguments, match="first used"):
+        rec.schedule("echo", {"value": 1}, priority=5, request_id="p-1")
+
+
+def test_system_exit_in_validate_is_invalid_data_not_a_hang(bot, git_repo):
+    bot.add_template_repo(str(git_repo("acme/broken", {"broken.py": BROKEN})))
+    with pytest.raises(errors.InvalidData, match="SystemExit"):
+        bot.create_service("validate_exit", "x", {})

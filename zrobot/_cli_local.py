@@ -19,9 +19,11 @@ from zrobot.cli import (
     DEFAULT_ROBOT,
     ExitCode,
     UsageError,
+    _address,
     _command,
     _fail,
     _group,
+    address_problem,
 )
 
 
@@ -35,7 +37,10 @@ def _server_commands(groups: Any) -> None:
     server = _group(groups, "server", "run a robot")
     start = _command(server, "start", _server_start, "run a robot in the foreground")
     start.add_argument(
-        "--listen", default=DEFAULT_ROBOT, help="HOST:PORT (port 0: any)"
+        "--listen",
+        default=DEFAULT_ROBOT,
+        type=_address,
+        help="HOST:PORT (port 0: any)",
     )
     start.add_argument("--data-dir", type=pathlib.Path, required=True)
     start.add_argument("--template-repo", action="append", default=[], metavar="URL")
@@ -135,7 +140,11 @@ def _peers(items: list[str]) -> dict[str, str]:
     peers = {}
     for item in items:
         name, sep, address = item.partition("=")
-        if not sep or not name or ":" not in address:
-            raise UsageError(f"--peer {item!r}: expected NAME=HOST:PORT")
+        if not sep or not name or address_problem(address):
+            raise UsageError(
+                f"--peer {item!r}: expected NAME=HOST:PORT with a port up to 65535"
+            )
+        if name in peers:
+            raise UsageError(f"--peer {name!r} is given twice; name each peer once")
         peers[name] = address
     return peers

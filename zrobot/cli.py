@@ -166,9 +166,19 @@ def _common_options(with_defaults: bool) -> argparse.ArgumentParser:
 
 
 def _address(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected HOST:PORT, got an empty address")
+    """argparse type of HOST:PORT; the port must be 0..65535."""
+    problem = address_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
+
+
+def address_problem(text: str) -> str:
+    """Return why text is not HOST:PORT with a port in 0..65535, or ""."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return f"expected HOST:PORT with a port from 0 to 65535, got {text!r}"
+    return ""
 
 
 def _seconds(text: str) -> float:

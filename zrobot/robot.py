@@ -15,6 +15,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+import gevent
 import gevent.event
 
 from zrobot import __version__, errors
@@ -289,7 +290,9 @@ class Robot:
             if validate:
                 instance.validate()
                 record.data = dict(ensure_json(instance.data, "the service's data"))
-        except Exception as exc:  # noqa: BLE001 - template code: report, don't crash
+        except gevent.GreenletExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - template code: report, don't crash
             raise errors.InvalidData(
                 f"template {info.name} refused service {record.name!r}: "
                 f"{type(exc).__name__}: {exc}",

@@ -8,6 +8,7 @@ workers after monkey-patching) and may block on gevent primitives.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -29,7 +30,12 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Robot"].full_name
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-HANDLER_GREENLETS = 1024
+PAGE_BYTES = 4 * 1024 * 1024  # a List page stops growing past this
+# Each call in flight, WaitTask streams included, holds one handler greenlet.
+# Past MAX_CONCURRENT_RPCS a call is refused with RESOURCE_EXHAUSTED at once
+# instead of queueing behind the streams (which froze the robot at 1,024).
+HANDLER_GREENLETS = 10_000
+MAX_CONCURRENT_RPCS = 9_000
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
@@ -54,23 +60,42 @@ def _translated(method: Handler) -> Handler:
 
 
 def _idempotent(method: Handler) -> Handler:
-    """Answer a repeated request_id with the first response, kept in the store."""
+    """Answer a repeated request_id with the first response, kept in the store.
+
+    The response is kept behind a fingerprint of the request (without its
+    request_id), so reusing the id for a different request is refused.
+    """
 
     @functools.wraps(method)
     def once(self: RobotServicer, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.request_id:
             return method(self, request, context)
-        storage = self.robot.storage
-        kept = storage.recall_request(request.request_id, method.__name__)
+        storage, name = self.robot.storage, method.__name__
+        print_ = _fingerprint(request)
+        kept = storage.recall_request(request.request_id, name)
         if kept is not None:
-            return type(_RESPONSES[method.__name__]).FromString(kept)
+            if kept[: len(print_)] != print_:
+                raise errors.InvalidArguments(
+                    f"request_id {request.request_id!r} was first used for another "
+                    f"{name} request; use a new request_id for a new request",
+                    violations=[("request_id", "already used for another request")],
+                )
+            return type(_RESPONSES[name]).FromString(kept[len(print_) :])
         response = method(self, request, context)
         storage.remember_request(
-            request.request_id, method.__name__, response.SerializeToString()
+            request.request_id, name, print_ + response.SerializeToString()
         )
         return response
 
     return once  # type: ignore[return-value]
+
+
+def _fingerprint(request: Any) -> bytes:
+    """32 bytes that differ when two requests differ other than in request_id."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.request_id = ""
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()
 
 
 _RESPONSES = {
@@ -144,11 +169,10 @@ class RobotServicer(pb_grpc.RobotServicer):
         size = _wire.page_size(request.page_size)
         after = _wire.decode_page_token(request.page_token) or ""
         found = [s for s in self.robot.services() if s.name > after]
-        page = found[:size]
-        token = _wire.encode_page_token(page[-1].name) if len(found) > size else ""
-        return pb.ListServicesResponse(
-            services=[_service(s) for s in page], next_page_token=token
-        )
+        page = _fill([_service(s) for s in found[: size + 1]], size)
+        more = len(found) > len(page)
+        token = _wire.encode_page_token(page[-1].name) if more else ""
+        return pb.ListServicesResponse(services=page, next_page_token=token)
 
     @_translated
     @_idempotent
@@ -180,11 +204,10 @@ class RobotServicer(pb_grpc.RobotServicer):
         size = _wire.page_size(request.page_size)
         before = _wire.decode_page_token(request.page_token)
         found = self.robot.storage.list_tasks(request.service, size + 1, before)
-        page = found[:size]
-        token = _wire.encode_page_token(page[-1].seq) if len(found) > size else ""
-        return pb.ListTasksResponse(
-            tasks=[_wire.task_to_pb(t) for t in page], next_page_token=token
-        )
+        page = _fill([_wire.task_to_pb(t) for t in found], size)
+        more = len(found) > len(page)
+        token = _wire.encode_page_token(found[len(page) - 1].seq) if more else ""
+        return pb.ListTasksResponse(tasks=page, next_page_token=token)
 
     def WaitTask(self, request: pb.WaitTaskRequest, context: Any) -> Iterator[Any]:
         try:
@@ -205,6 +228,17 @@ class RobotServicer(pb_grpc.RobotServicer):
         return pb.CancelTaskResponse(task=_wire.task_to_pb(task.snapshot()))
 
 
+def _fill(items: list[Any], size: int) -> list[Any]:
+    """The first items of a page: at most size, and at most PAGE_BYTES in all
+    (but at least one), so a page of large tasks never exceeds the limit."""
+    total = 0
+    for count, item in enumerate(items[:size]):
+        total += item.ByteSize()
+        if total > PAGE_BYTES and count:
+            return items[:count]
+    return items[:size]
+
+
 def _service(service: Any) -> pb.Service:
     return _wire.service_to_pb(service.record, service.pending)
 
@@ -217,6 +251,7 @@ class Server:
         self._health = health.HealthServicer()
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=HANDLER_GREENLETS),
+            maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

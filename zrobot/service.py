@@ -23,7 +23,7 @@ from zrobot.states import TaskState
 from zrobot.storage.base import ServiceRecord, Storage, TaskRecord
 from zrobot.task import Task, error_to_dict, now
 from zrobot.template import Template, resolve_action
-from zrobot.values import ensure_json
+from zrobot.values import ensure_json, json_problem
 
 if TYPE_CHECKING:
     from zrobot.templates import TemplateInfo
@@ -109,10 +109,17 @@ class Service:
         """
         spec = resolve_action(self.template.cls, action, self.template.actions)
         checked = spec.validate(args or {})
+        problem = json_problem(checked)
+        if problem:
+            raise errors.InvalidArguments(
+                f"arguments of {action} are not a JSON value zrobot can carry: "
+                f"{problem}",
+                violations=[("args", problem)],
+            )
         if request_id:
             known = self._storage.task_by_request_id(self.name, request_id)
             if known is not None:
-                _same_request(known, action, checked)
+                _same_request(known, action, checked, priority)
                 return self._live.get(known.id) or Task(known)
         if self.key in call_chain:
             raise errors.CallCycle(
@@ -261,9 +268,11 @@ class Service:
         task.transition(state, end_time=ended.end_time, **fields)
 
 
-def _same_request(known: TaskRecord, action: str, args: dict[str, Any]) -> None:
+def _same_request(
+    known: TaskRecord, action: str, args: dict[str, Any], priority: int
+) -> None:
     """Raise InvalidArguments if a reused request id asks for something else."""
-    if known.action != action or known.args != args:
+    if (known.action, known.args, known.priority) != (action, args, priority):
         raise errors.InvalidArguments(
             f"request_id {known.request_id!r} was first used for {known.action} "
             "with other arguments; use a new request_id for a new request",

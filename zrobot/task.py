@@ -162,10 +162,16 @@ def error_to_dict(exc: BaseException) -> dict[str, str]:
         reason, message = errors.ActionFailed.reason, str(exc)
     return {
         "type": name,
-        "message": message,
-        "traceback": "".join(traceback.format_exception(exc)),
+        "message": _wire_text(message, 16 * 1024),
+        "traceback": _wire_text("".join(traceback.format_exception(exc)), 64 * 1024),
         "reason": reason,
     }
+
+
+def _wire_text(text: str, limit: int) -> str:
+    """Text any wire can carry: valid UTF-8, at most limit characters."""
+    clean = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return clean if len(clean) <= limit else clean[:limit] + "... (cut)"
 
 
 def now() -> float:

@@ -34,6 +34,7 @@ from zrobot.errors import Code
 from zrobot.robot import validate_name
 from zrobot.storage import DataDirLock, ServiceRecord, SqliteStorage, Storage
 from zrobot.storage.sqlite import STORE_NAME
+from zrobot.values import json_problem
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +406,10 @@ def _uid_problem(key: str, value: Any) -> str | None:
 def _mapping_problem(key: str, value: Any) -> str | None:
     if not isinstance(value, dict):
         return f"{key} must be a mapping, not {_kind(value)}"
-    return _json_problem(value, key)
+    problem = _json_problem(value, key)
+    if problem is None and (wire := json_problem(value)):
+        problem = f"{key}: {wire}"
+    return problem
 
 
 def _json_problem(value: Any, path: str) -> str | None:
