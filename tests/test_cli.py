@@ -714,3 +714,18 @@ def test_bad_peers_are_usage_errors(dead_address, tmp_path, peers, words):
     for peer in peers:
         args += ["--peer", peer]
     fails(run_zrobot(dead_address, *args), ExitCode.USAGE, words)
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "words"),
+    [
+        ("--args", '{"value": "\\ud800"}', "not valid UTF-8"),
+        ("--args", '{"value": 1e400}', "not JSON compliant"),
+        ("--args", '{"value": 100000000000000000000}', "beyond"),
+    ],
+)
+def test_json_arguments_the_wire_cannot_carry_are_usage_errors(
+    zrobot, svc, flag, text, words
+):
+    run = zrobot("action", "schedule", svc, "echo", flag, text)
+    fails(run, ExitCode.USAGE, flag, words)

@@ -25,6 +25,7 @@ from typing import Any
 
 from zrobot import errors
 from zrobot.errors import Code
+from zrobot.values import json_problem
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,9 @@ def _json_arg(text: str, flag: str) -> dict[str, Any]:
         raise UsageError(f"{flag}: not valid JSON ({exc})") from exc
     if not isinstance(value, dict):
         raise UsageError(f"{flag}: expected a JSON object like '{{\"key\": 1}}'")
+    problem = json_problem(value)
+    if problem:
+        raise UsageError(f"{flag}: {problem}")
     return value
 
 
