@@ -1,17 +1,22 @@
 """The template store: repo URLs, checkouts of local git repos, loading.
 
 Every repo is built in tmp_path with zrobot.testing; nothing touches the
-network.
+network but a silent server on 127.0.0.1 that the timeout tests start.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
+import socket
+import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import gevent
+import gevent.event
+import git as gitpython
 import pytest
 
 from zrobot.errors import (
@@ -27,6 +32,7 @@ from zrobot.templates import (
     checkout,
     checkout_path,
 )
+from zrobot.templates import repo as repo_module
 from zrobot.templates.repo import SCRATCH_PREFIX, head_commit
 from zrobot.testing import commit_files, git
 
@@ -66,6 +72,65 @@ def repos_dir(tmp_path: pathlib.Path) -> pathlib.Path:
 @pytest.fixture
 def store(repos_dir: pathlib.Path) -> TemplateStore:
     return TemplateStore(repos_dir)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """Port of a server on 127.0.0.1 that takes connections and never answers.
+
+    The kernel completes the handshakes into the listen backlog, so a client
+    is connected and then waits for a reply that never comes.
+    """
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as server:
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def git_processes(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[str]]:
+    """Every process gitpython starts from now on, in order; sets git_started."""
+    started: list[subprocess.Popen[str]] = []
+    popen = gitpython.cmd.safer_popen
+
+    def record(*args: object, **kwargs: object) -> subprocess.Popen[str]:
+        proc = popen(*args, **kwargs)
+        started.append(proc)
+        git_started.set()
+        return proc
+
+    git_started.clear()
+    monkeypatch.setattr(gitpython.cmd, "safer_popen", record)
+    return started
+
+
+git_started = gevent.event.Event()
+
+
+def assert_gone(procs: list[subprocess.Popen[str]]) -> None:
+    """Each process has exited and been reaped, and nothing of its group runs."""
+    for proc in procs:
+        assert proc.returncode is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(proc.pid, 0)
+    groups = {proc.pid for proc in procs}
+    for _ in range(100):  # a killed helper may take a moment to exit
+        left = [pid for pid, group in running_groups() if group in groups]
+        if not left:
+            return
+        gevent.sleep(0.02)
+    raise AssertionError(f"processes {left} of git's group still run")
+
+
+def running_groups() -> list[tuple[int, int]]:
+    """(pid, process group) of every live (not zombie) process, from /proc."""
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process exited meanwhile
+        if fields[0] != "Z":
+            found.append((int(stat.parent.name), int(fields[2])))
+    return found
 
 
 @pytest.fixture
@@ -397,6 +462,64 @@ def test_an_empty_repo_fails_to_clone_and_leaves_no_directory(
     assert tree(repos_dir) == []
 
 
+@pytest.mark.parametrize("scheme", ["git", "http"])
+def test_a_clone_from_a_silent_server_times_out_and_leaves_nothing(
+    silent_server: int,
+    git_processes: list[subprocess.Popen[str]],
+    repos_dir: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+) -> None:
+    monkeypatch.setattr(repo_module, "GIT_TIMEOUT_S", 1.5, raising=False)
+    url = RepoUrl.parse(f"{scheme}://127.0.0.1:{silent_server}/acme/templates")
+    with gevent.Timeout(20):  # the test's own bound, far above the 1.5 s
+        with pytest.raises(RepoCloneFailed) as caught:
+            checkout(url, repos_dir)
+    assert caught.value.message == (
+        f"could not clone {url}: timed out after 1.5 s; the server did not answer"
+    )
+    assert tree(repos_dir) == []
+    assert git_processes
+    assert_gone(git_processes)
+
+
+def test_a_pull_from_a_silent_server_times_out_and_keeps_the_checkout(
+    tagged_repo: pathlib.Path,
+    silent_server: int,
+    git_processes: list[subprocess.Popen[str]],
+    repos_dir: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(repo_module, "GIT_TIMEOUT_S", 1.5, raising=False)
+    url = RepoUrl.parse(f"git://127.0.0.1:{silent_server}/acme/templates")
+    path = checkout_path(url, repos_dir)
+    path.parent.mkdir(parents=True)
+    git(path.parent, "clone", "-q", str(tagged_repo), str(path))
+    before = head_commit(path)
+
+    with gevent.Timeout(20):
+        with pytest.raises(RepoCloneFailed, match=r"^could not pull .*: timed out"):
+            checkout(url, repos_dir)
+    assert head_commit(path) == before
+    assert "2.0.0" in (path / "web.py").read_text()
+    assert git(path, "remote", "get-url", "origin").strip() == str(tagged_repo)
+    assert_gone(git_processes)
+
+
+def test_killing_the_greenlet_during_a_clone_kills_git_and_leaves_nothing(
+    silent_server: int,
+    git_processes: list[subprocess.Popen[str]],
+    repos_dir: pathlib.Path,
+) -> None:
+    url = RepoUrl.parse(f"git://127.0.0.1:{silent_server}/acme/templates")
+    cloning = gevent.spawn(checkout, url, repos_dir)
+    assert git_started.wait(timeout=10)
+    cloning.kill(timeout=10)
+    assert cloning.dead and isinstance(cloning.value, gevent.GreenletExit)
+    assert tree(repos_dir) == []
+    assert_gone(git_processes)
+
+
 def test_a_new_store_removes_clones_left_by_a_killed_process(
     repos_dir: pathlib.Path,
 ) -> None:
@@ -549,6 +672,37 @@ def test_a_module_raising_at_import_is_reported_in_one_line(
         "pkg/__init__.py": "AttributeError: 'int' object has no attribute "
         "'nope' (pkg/bad.py:2)",
     }
+
+
+def test_a_module_raising_keyboard_interrupt_or_any_base_exception_is_an_error(
+    git_repo: MakeRepo, store: TemplateStore
+) -> None:
+    repo = git_repo(
+        "acme/templates",
+        {
+            "web.py": template("WebCheck", "1.0.0"),
+            "interrupts.py": "raise KeyboardInterrupt('stop')\n",
+            "halts.py": "class Halt(BaseException):\n    pass\n\nraise Halt\n",
+        },
+    )
+    loaded = store.add_repo(str(repo))
+    assert [info.name for info in loaded.templates] == ["web_check"]
+    assert {error.path: error.error for error in loaded.errors} == {
+        "interrupts.py": "KeyboardInterrupt: stop (line 1)",
+        "halts.py": "Halt (line 4)",
+    }
+
+
+def test_a_greenlet_exit_during_an_import_is_never_swallowed(
+    git_repo: MakeRepo, store: TemplateStore
+) -> None:
+    repo = git_repo(
+        "acme/templates",
+        {"exits.py": "import gevent\n\nraise gevent.GreenletExit\n"},
+    )
+    with pytest.raises(gevent.GreenletExit):
+        store.add_repo(str(repo))
+    assert store.repos() == []
 
 
 def test_a_class_with_a_bad_version_or_name_is_an_error_and_others_load(

@@ -5,6 +5,7 @@ or a local path, optionally followed by `#branch-or-tag`. `checkout` clones
 it with gitpython under `repos_dir/<host>/<owner>/<repo>[@<ref>]`, or
 fetches and updates the clone already there. git runs as child processes,
 which gevent makes cooperative: a clone blocks only the calling greenlet.
+Every git command that talks to the remote is bounded by `GIT_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import pathlib
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
 import urllib.parse
 
@@ -27,6 +30,15 @@ log = logging.getLogger(__name__)
 
 LOCAL_HOST = "local"
 SCRATCH_PREFIX = ".clone-"
+
+# Bounds on git talking to a remote. The overall bound is what holds for every
+# transport (git:// and a silent ssh server have no stall detection of their
+# own): on expiry the git process group is killed. The stall limits make http(s)
+# and ssh give up sooner and on their own, with git's reason. Template repos
+# are small, so 120 s is generous; tests lower GIT_TIMEOUT_S.
+GIT_TIMEOUT_S = 120.0
+GIT_STALL_S = 30
+_REAP_TIMEOUT_S = 5.0
 
 _SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
 _HELPER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
@@ -126,16 +138,17 @@ def checkout_path(repo_url: RepoUrl, repos_dir: pathlib.Path) -> pathlib.Path:
 def checkout(repo_url: RepoUrl, repos_dir: pathlib.Path) -> pathlib.Path:
     """Clone repo_url, or update the clone already there; return its path.
 
-    Blocks the calling greenlet while git runs (no timeout: a dead server
-    blocks until git gives up). A new clone is made in a scratch directory
-    and moved into place only once it is on the right ref, so a failure
-    leaves nothing behind; a failed update leaves the previous checkout as
-    it was. Not safe to run twice at once for the same repo and ref.
+    Blocks the calling greenlet while git runs, each git command that talks
+    to the remote for at most GIT_TIMEOUT_S seconds. A new clone is made in
+    a scratch directory and moved into place only once it is on the right
+    ref, so a failure or a timeout leaves nothing behind; a failed update
+    leaves the previous checkout as it was. Not safe to run twice at once
+    for the same repo and ref.
 
-    Raises RepoCloneFailed (git could not clone or fetch; the message names
-    the repo and git's reason) and RepoRefNotFound (no such branch or tag).
+    Raises RepoCloneFailed (git could not clone or fetch, or timed out; the
+    message names the repo and the reason) and RepoRefNotFound (no such
+    branch or tag).
     """
-    # TODO(templates): bound git's run time once there is a greenlet-only way to.
     target = checkout_path(repo_url, repos_dir)
     try:
         if target.exists():
@@ -173,7 +186,11 @@ def _clone(repo_url: RepoUrl, target: pathlib.Path, repos_dir: pathlib.Path) -> 
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=repos_dir))
     try:
         try:
-            repo = git.Repo.clone_from(repo_url.url, scratch, env=_git_env())
+            git.Git.check_unsafe_protocols(repo_url.url)
+            cmd = git.Git(repos_dir)
+            cmd.update_environment(**_git_env())
+            _run_remote(cmd, "clone", "--", repo_url.url, str(scratch))
+            repo = git.Repo(scratch)
         except git.GitError as exc:
             raise _git_failed(repo_url, "clone", exc) from exc
         with repo:
@@ -208,9 +225,10 @@ def _fetch(repo_url: RepoUrl, repo: git.Repo) -> None:
     try:
         if previous != repo_url.url:
             repo.git.remote("set-url", "origin", repo_url.url)
-        repo.git.fetch("--prune", "--prune-tags", "--tags", "--force", "origin")
+        fetch = ("fetch", "--prune", "--prune-tags", "--tags", "--force", "origin")
+        _run_remote(repo.git, *fetch)
         if not repo_url.ref:
-            repo.git.remote("set-head", "origin", "--auto")
+            _run_remote(repo.git, "remote", "set-head", "origin", "--auto")
     except git.GitError as exc:
         if previous != repo_url.url:
             repo.git.remote("set-url", "origin", previous)
@@ -253,11 +271,64 @@ def _exists(repo: git.Repo, ref: str) -> bool:
     return True
 
 
+def _run_remote(cmd: git.Git, *args: str) -> None:
+    """Run a git command that talks to the remote, for at most GIT_TIMEOUT_S.
+
+    git starts in a session of its own, so its process group is git and the
+    helpers it starts (git-remote-https, ssh); on timeout, or when the calling
+    greenlet is killed, that group is killed by its id, git's own PID. Waits
+    with Popen.communicate(timeout=...): cooperative under gevent, no threads.
+    Raises git.GitCommandError, saying "timed out" on timeout.
+    """
+    command = [str(cmd.GIT_PYTHON_GIT_EXECUTABLE), *args]
+    # Keep the wrapper referenced: dropping it terminates the process.
+    handle = cmd.execute(
+        command, as_process=True, universal_newlines=True, start_new_session=True
+    )
+    proc = handle.proc
+    assert proc is not None  # set until the wrapper terminates it
+    try:
+        _, stderr = proc.communicate(timeout=GIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        reason = f"timed out after {GIT_TIMEOUT_S:g} s; the server did not answer"
+        raise git.GitCommandError(command, "timeout", reason) from None
+    finally:
+        if proc.returncode is None:
+            _kill_group(proc)
+    if proc.returncode:
+        raise git.GitCommandError(command, proc.returncode, stderr)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the process group proc leads (proc and its children) and reap proc."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the group has already gone
+    try:
+        proc.communicate(timeout=_REAP_TIMEOUT_S)  # also closes the pipes
+    except subprocess.TimeoutExpired:
+        # A child that left the group still holds a pipe; git itself is dead.
+        log.warning("git %d was killed but a child keeps its pipes open", proc.pid)
+
+
 def _git_env() -> dict[str, str]:
-    """Environment for git: never wait for a password nobody will type."""
+    """Environment for git: never wait for a password or a silent server.
+
+    A GIT_SSH_COMMAND of the user's is kept as it is (it may not be ssh, and
+    GIT_TIMEOUT_S still bounds it).
+    """
+    ssh = (
+        "ssh -o BatchMode=yes"
+        f" -o ConnectTimeout={GIT_STALL_S}"
+        f" -o ServerAliveInterval={GIT_STALL_S // 2} -o ServerAliveCountMax=2"
+    )
     return {
         "GIT_TERMINAL_PROMPT": "0",
-        "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+        "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", ssh),
+        # curl aborts a transfer that moves under 1 byte/s for GIT_STALL_S.
+        "GIT_HTTP_LOW_SPEED_LIMIT": "1",
+        "GIT_HTTP_LOW_SPEED_TIME": str(GIT_STALL_S),
     }
 
 

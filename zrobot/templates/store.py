@@ -33,6 +33,7 @@ import sys
 import traceback
 import types
 
+import gevent
 import gevent.lock
 
 from zrobot.errors import AmbiguousTemplate, TemplateNotFound
@@ -56,6 +57,11 @@ MAX_LISTED = 20
 _SKIPPED_MODULES = frozenset({"setup", "conftest"})
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 _MAX_ERROR = 300
+# What a module raising at import must never hide: these stop or bound the
+# greenlet running add_repo, they are not the module failing. Anything else
+# (KeyboardInterrupt, SystemExit, ...) is that module's LoadError, so one bad
+# module cannot stop the robot at every start.
+_GREENLET_CONTROL = (gevent.GreenletExit, gevent.Timeout)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -283,7 +289,9 @@ def _load_entry(
     repo = str(loaded.repo_url)
     try:
         module = _import(root, entry)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure is reported
+    except _GREENLET_CONTROL:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt too: reported
         loaded.errors.append(LoadError(repo, rel, _describe(exc, path, entry)))
         return
     known = {info.uid for info in loaded.templates}
