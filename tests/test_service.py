@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import shutil
 import time
 
 import pytest
@@ -298,6 +299,7 @@ def test_a_service_whose_template_is_gone_stays_dormant_until_it_returns(
     first.stop(grace_s=0)
     moved = tmp_path / "moved"
     pathlib.Path(kit_repo).rename(moved)
+    shutil.rmtree(config.data_dir / "repos")  # no source, no checkout on disk
 
     second = Robot(config)
     second.start(serve=False)
@@ -371,3 +373,29 @@ def test_system_exit_in_validate_is_invalid_data_not_a_hang(bot, git_repo):
     bot.add_template_repo(str(git_repo("acme/broken", {"broken.py": BROKEN})))
     with pytest.raises(errors.InvalidData, match="SystemExit"):
         bot.create_service("validate_exit", "x", {})
+
+
+def test_a_robot_starts_from_its_checkout_when_the_repo_source_is_down(
+    tmp_path, kit_repo
+):
+    from zrobot.robot import Robot, RobotConfig
+
+    config = RobotConfig(data_dir=tmp_path / "bot", listen="127.0.0.1:0")
+    first = Robot(config)
+    first.start(serve=False)
+    first.add_template_repo(kit_repo)
+    first.create_service("recorder", "steady", {})
+    first.stop(grace_s=0)
+    pathlib.Path(kit_repo).rename(tmp_path / "away")  # the git server is down
+
+    second = Robot(config)
+    second.start(serve=False)
+    try:
+        service = second.service("steady")
+        assert service.schedule("echo", {"value": "stale but up"}).wait(10) == (
+            "stale but up"
+        )
+        with pytest.raises(errors.RepoCloneFailed):
+            second.add_template_repo(kit_repo)  # asked for, a failed pull is an error
+    finally:
+        second.stop(grace_s=0)

@@ -174,13 +174,13 @@ class Robot:
             pending_task_count=sum(s.pending for s in self._services.values()),
         )
 
-    def add_template_repo(self, url: str) -> RepoLoad:
+    def add_template_repo(self, url: str, stale_ok: bool = False) -> RepoLoad:
         """Clone or pull a repo, load its templates and remember the URL.
 
         Blocks the calling greenlet for the git work. Raises InvalidRepoUrl,
         RepoCloneFailed, RepoRefNotFound.
         """
-        loaded = self.templates.add_repo(url)
+        loaded = self.templates.add_repo(url, stale_ok)
         self.storage.add_repo(url)
         if self._dormant and self._started:
             self._revive()
@@ -307,7 +307,7 @@ class Robot:
         known = self.storage.list_repos()
         for url in [*known, *(u for u in self.config.template_repos if u not in known)]:
             try:
-                self.add_template_repo(url)
+                self.add_template_repo(url, stale_ok=True)
             except errors.TemplateError as exc:
                 # TODO(templates): retry repos that failed at start in the background
                 log.error("template repo %s not loaded: %s", url, exc)

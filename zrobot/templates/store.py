@@ -36,7 +36,7 @@ import types
 import gevent
 import gevent.lock
 
-from zrobot.errors import AmbiguousTemplate, TemplateNotFound
+from zrobot.errors import AmbiguousTemplate, RepoCloneFailed, TemplateNotFound
 from zrobot.template import ActionSpec, Template, actions_of, template_name_of
 from zrobot.templates.repo import (
     RepoUrl,
@@ -131,19 +131,27 @@ class TemplateStore:
         if self.repos_dir.is_dir():
             remove_scratch_dirs(self.repos_dir)
 
-    def add_repo(self, url: str) -> RepoLoad:
+    def add_repo(self, url: str, stale_ok: bool = False) -> RepoLoad:
         """Check out url (clone or pull) and load its templates; return them.
 
         Replaces the templates a previous add of the same repo and ref
         loaded. Blocks the calling greenlet while git runs and modules
         import. Raises InvalidRepoUrl, RepoCloneFailed or RepoRefNotFound,
         and then keeps what was loaded before; module and class failures
-        are not raised but returned in `RepoLoad.errors`.
+        are not raised but returned in `RepoLoad.errors`. With stale_ok
+        (a robot starting up), a pull that fails falls back to the checkout
+        already on disk, with a warning, so a git server that is down for
+        a moment does not stop every service.
         """
         repo_url = RepoUrl.parse(url)
         path = checkout_path(repo_url, self.repos_dir)
         with self._locks[path]:
-            checkout(repo_url, self.repos_dir)
+            try:
+                checkout(repo_url, self.repos_dir)
+            except RepoCloneFailed as exc:
+                if not (stale_ok and (path / ".git").is_dir()):
+                    raise
+                log.warning("repo %s: %s; loading the checkout on disk", repo_url, exc)
             loaded = _load_checkout(repo_url, path)
             previous = self._checkouts.pop(path, None)
             self._checkouts[path] = loaded
