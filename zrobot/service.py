@@ -198,6 +198,8 @@ class Service:
             return
         self.current = task
         record.start_time = now()
+        # TODO(storage): skip this write for repeat-safe actions (a crash re-runs
+        # NEW and RUNNING alike); it is one of three transactions per task.
         self._storage.start_task(task.id, record.start_time)
         task.transition(TaskState.RUNNING)
         try:

@@ -40,6 +40,9 @@ class MemoryStorage(Storage):
         self._services: dict[str, ServiceRecord] = {}
         self._tasks: dict[str, dict[str, TaskRecord]] = {}
         self._finished: dict[str, int] = {}  # finished tasks kept, per service
+        # (service, request id) -> task id; may name trimmed tasks, which
+        # lookups then do not find, as with SQLite.
+        self._by_request: dict[tuple[str, str], str] = {}
         self._requests: dict[tuple[str, str], bytes] = {}
         self._seq = itertools.count(1)
         self._closed = False
@@ -85,6 +88,8 @@ class MemoryStorage(Storage):
         self._live()
         self._tasks.pop(name, None)
         self._finished.pop(name, None)
+        for key in [k for k in self._by_request if k[0] == name]:
+            del self._by_request[key]
         return self._services.pop(name, None) is not None
 
     def list_services(self) -> list[ServiceRecord]:
@@ -120,13 +125,15 @@ class MemoryStorage(Storage):
             )
         record.seq = next(self._seq)
         tasks[record.id] = copy.deepcopy(record)
+        if record.request_id:
+            self._by_request[(record.service, record.request_id)] = record.id
 
     def task_by_request_id(self, service: str, request_id: str) -> TaskRecord | None:
         """See Storage.task_by_request_id."""
         self._live()
-        tasks = self._tasks.get(service, {}).values()
-        found = (t for t in tasks if t.request_id == request_id)
-        return copy.deepcopy(next(found, None)) if request_id else None
+        task_id = self._by_request.get((service, request_id)) if request_id else None
+        found = self._tasks.get(service, {}).get(task_id or "")
+        return copy.deepcopy(found) if found is not None else None
 
     def start_task(self, task_id: str, start_time: float) -> None:
         """See Storage.start_task."""
