@@ -354,3 +354,29 @@ def test_a_consumer_deadline_travels_to_the_producer_task(consumer, producer):
         assert remote.deadline == pytest.approx(task.record.deadline, abs=0.01)
         with pytest.raises(errors.DeadlineExceeded):
             client.task("prod", remote.id).wait(30)
+
+
+STUCK_MODULE = """
+import socket
+
+import gevent
+
+arrived = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+arrived.connect({path!r})  # tells the test the import has started
+gevent.sleep(3600)
+"""
+
+
+def test_sigterm_ends_the_robot_even_while_a_call_is_stuck_in_a_template_import(
+    robot_process, git_repo, gate
+):
+    import gevent
+
+    stuck = git_repo("acme/stuck", {"stuck.py": STUCK_MODULE.format(path=gate.path)})
+    robot = robot_process("r")
+    with robot.client(timeout_s=120) as client:
+        adding = gevent.spawn(client.templates.add, str(stuck))
+        gate.wait_arrivals()
+        robot.proc.send_signal(signal.SIGTERM)
+        assert robot.proc.wait(timeout=20) == 0
+        adding.kill()

@@ -910,3 +910,26 @@ def test_a_second_repo_with_the_same_owner_and_name_replaces_the_first(
     store.add_repo(str(second))
     assert [info.uid for info in store.list()] == ["local/acme/templates/db/1.0.0"]
     assert store.repos() == [str(second)]
+
+
+def test_a_module_that_waits_forever_at_import_is_a_load_error(
+    tmp_path, git_repo, monkeypatch
+):
+    from zrobot.templates import store as store_module
+
+    monkeypatch.setattr(store_module, "IMPORT_TIMEOUT_S", 0.3)
+    repo = git_repo(
+        "acme/stuck",
+        {
+            "a_stuck.py": "import gevent\ngevent.sleep(3600)\n",
+            "b_fine.py": (
+                "from zrobot import Template\n\n\n"
+                "class Fine(Template):\n    version = '1.0.0'\n"
+            ),
+        },
+    )
+    loaded = store_module.TemplateStore(tmp_path / "repos").add_repo(str(repo))
+    assert [t.name for t in loaded.templates] == ["fine"]
+    (error,) = loaded.errors
+    assert error.path == "a_stuck.py"
+    assert "did not finish within 0.3 s" in error.error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -133,7 +134,12 @@ def _server_start(args: argparse.Namespace) -> int:
         gevent.signal_handler(signum, gevent.spawn, robot.stop)
     print(f"zrobot serving on {robot.address}", flush=True)
     robot.wait()
-    return ExitCode.OK
+    # A handler greenlet still inside a call (a template import that waits,
+    # say) would keep the interpreter waiting at exit for the executor's
+    # workers. Everything the robot owns is closed by now, so leave.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(ExitCode.OK)
 
 
 def _peers(items: list[str]) -> dict[str, str]:

@@ -62,6 +62,14 @@ _MAX_ERROR = 300
 # (KeyboardInterrupt, SystemExit, ...) is that module's LoadError, so one bad
 # module cannot stop the robot at every start.
 _GREENLET_CONTROL = (gevent.GreenletExit, gevent.Timeout)
+IMPORT_TIMEOUT_S = 30.0
+
+
+class ImportTimedOut(Exception):
+    """A template module did not finish importing within IMPORT_TIMEOUT_S."""
+
+    def __str__(self) -> str:
+        return f"import did not finish within {IMPORT_TIMEOUT_S} s"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -331,7 +339,11 @@ def _import(root: types.ModuleType, entry: pathlib.Path) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # A module that waits at import (a sleep, a socket) would hang the
+        # add, and with it the robot's exit; one that burns CPU cannot be
+        # stopped this way.
+        with gevent.Timeout(IMPORT_TIMEOUT_S, ImportTimedOut):
+            spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
