@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 
 import pytest
 
 from zrobot import errors
 from zrobot.states import TaskState
+from zrobot.testing import RobotProcess
 
 
 @pytest.fixture
@@ -163,22 +163,7 @@ def test_sigint_stops_the_robot_too(robot_process, kit_repo):
 
 def test_a_second_robot_on_the_same_data_dir_exits_naming_the_holder(robot_process):
     first = robot_process("r")
-    second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zrobot",
-            "server",
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(first.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    second = _start_on(first.data_dir)
     assert second.returncode != 0
     assert str(first.data_dir) in second.stderr
     assert str(first.proc.pid) in second.stderr
@@ -187,22 +172,9 @@ def test_a_second_robot_on_the_same_data_dir_exits_naming_the_holder(robot_proce
 
 
 def _start_on(data_dir):
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zrobot",
-            "server",
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """Run a robot on data_dir that is expected to refuse to start."""
+    command = RobotProcess(data_dir).command()
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
 def test_a_corrupt_database_stops_the_robot_and_is_left_untouched(tmp_path):
