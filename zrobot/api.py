@@ -11,24 +11,14 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from zrobot import errors
+from zrobot.task import TaskHandle
 
 if TYPE_CHECKING:
     from zrobot.robot import Robot
     from zrobot.service import Service
-
-
-class TaskHandle(Protocol):
-    """What schedule_action returns, local or remote."""
-
-    @property
-    def id(self) -> str:
-        """The task id."""
-
-    def wait(self, timeout_s: float | None = None) -> Any:
-        """Block this greenlet until the task ends; return or raise its outcome."""
 
 
 class ServiceProxy(abc.ABC):

@@ -21,9 +21,8 @@ import grpc
 
 from zrobot import _wire, errors
 from zrobot.api import ServiceProxy, caller_context
-from zrobot.states import TaskState
 from zrobot.storage.base import ServiceRecord, TaskRecord
-from zrobot.task import outcome
+from zrobot.task import TaskHandle, outcome
 from zrobot.v1 import robot_pb2 as pb
 from zrobot.v1 import robot_pb2_grpc as pb_grpc
 
@@ -280,27 +279,12 @@ class RemoteService(ServiceProxy):
         return self._client.task(self.name, task_id)
 
 
-class RemoteTask:
+class RemoteTask(TaskHandle):
     """A task on a robot reached over gRPC."""
 
     def __init__(self, client: Client, record: TaskRecord) -> None:
         self.record = record
         self._client = client
-
-    @property
-    def id(self) -> str:
-        """The task id."""
-        return self.record.id
-
-    @property
-    def state(self) -> TaskState:
-        """The state when last fetched (see refresh and wait)."""
-        return self.record.state
-
-    @property
-    def result(self) -> Any:
-        """Block until the task ends; return its result (see wait)."""
-        return self.wait()
 
     def refresh(self) -> TaskRecord:
         """Fetch the task again; return and keep its record."""

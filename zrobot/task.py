@@ -21,7 +21,33 @@ from zrobot.states import TaskState
 from zrobot.storage.base import TaskRecord
 
 
-class Task:
+class TaskHandle:
+    """What every task handle, local or remote, offers on top of `record`
+    and `wait` (which subclasses provide)."""
+
+    record: TaskRecord
+
+    @property
+    def id(self) -> str:
+        """The task id, unique within its robot."""
+        return self.record.id
+
+    @property
+    def state(self) -> TaskState:
+        """The state as this handle last saw it (local: the current one)."""
+        return self.record.state
+
+    @property
+    def result(self) -> Any:
+        """Block until the task ends, then return its result (see wait)."""
+        return self.wait()
+
+    def wait(self, timeout_s: float | None = None) -> Any:
+        """Block until the task ends; return its result or raise its error."""
+        raise NotImplementedError
+
+
+class Task(TaskHandle):
     """One request to run one action; the handle `schedule_action` returns."""
 
     def __init__(self, record: TaskRecord) -> None:
@@ -31,21 +57,6 @@ class Task:
         self._watchers: list[gevent.queue.Queue] = []
         if record.state.final:
             self._done.set()
-
-    @property
-    def id(self) -> str:
-        """The task id, unique within the robot."""
-        return self.record.id
-
-    @property
-    def state(self) -> TaskState:
-        """The current state; changes only from the service's worker."""
-        return self.record.state
-
-    @property
-    def result(self) -> Any:
-        """Block until the task ends, then return its result (see wait)."""
-        return self.wait()
 
     def snapshot(self) -> TaskRecord:
         """Return a copy of the record that later changes do not touch."""
