@@ -250,6 +250,8 @@ class Robot:
 
     def services(self) -> list[Service]:
         """Return every service, ordered by name."""
+        # TODO(recovery): list dormant services too, with a state saying their
+        # template is missing; that needs a state field on zrobot.v1.Service.
         return [self._services[name] for name in sorted(self._services)]
 
     def delete_service(self, name: str) -> None:
@@ -344,6 +346,9 @@ class Robot:
             service.start()
 
     def _requeue(self, service: Service, record: Any) -> None:
+        # TODO(recovery): count interrupted runs per task and fail a task that
+        # keeps taking the robot down (os._exit, a crash in C) instead of
+        # re-running it on every start.
         spec = service.template.actions.get(record.action)
         if (
             record.state is TaskState.RUNNING
