@@ -28,7 +28,6 @@ from zrobot.v1 import robot_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from zrobot.service import Service
-    from zrobot.templates import TemplateInfo  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from zrobot import __version__, errors
 from zrobot.api import Api
 from zrobot.service import Service
 from zrobot.states import TaskState
-from zrobot.storage import DEFAULT_HISTORY_LIMIT, ServiceRecord, Storage
+from zrobot.storage import DEFAULT_HISTORY_LIMIT, ServiceRecord, Storage, TaskRecord
 from zrobot.storage.lock import DataDirLock
 from zrobot.storage.memory import MemoryStorage
 from zrobot.storage.sqlite import STORE_NAME, SqliteStorage
@@ -345,7 +345,7 @@ class Robot:
         for service in started:
             service.start()
 
-    def _requeue(self, service: Service, record: Any) -> None:
+    def _requeue(self, service: Service, record: TaskRecord) -> None:
         # TODO(recovery): count interrupted runs per task and fail a task that
         # keeps taking the robot down (os._exit, a crash in C) instead of
         # re-running it on every start.
